@@ -1,0 +1,120 @@
+"""The JSON API, version 1."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from lending.auth import api_view, problem
+from lending.errors import DomainError
+from lending.models import Decision
+from lending.selectors import decision_get, product_get, product_spec
+from lending.services import application_submit
+from scoring.spec import FieldSpec
+
+
+def _field_description(field_spec: FieldSpec) -> dict[str, Any]:
+    described: dict[str, Any] = {
+        "name": field_spec.name,
+        "label": field_spec.label,
+        "type": field_spec.type,
+        "source": field_spec.source,
+        "required": field_spec.required,
+    }
+    if field_spec.unit:
+        described["unit"] = field_spec.unit
+    if field_spec.minimum is not None:
+        described["min"] = field_spec.minimum
+    if field_spec.maximum is not None:
+        described["max"] = field_spec.maximum
+    if field_spec.categories:
+        described["categories"] = [
+            {"value": c, "label": field_spec.category_labels.get(c, c)} for c in field_spec.categories]
+    if field_spec.special_values:
+        described["special_values"] = {str(k): v for k, v in field_spec.special_values.items()}
+    if field_spec.type == "text":
+        described["max_length"] = field_spec.max_length
+    return described
+
+
+@require_GET
+@api_view(permission="lending.view_product")
+def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    try:
+        product = product_get(slug=slug)
+    except DomainError as exc:
+        return problem(exc.status, exc.message, code=exc.code)
+    spec = product_spec(product=product)
+    return JsonResponse({
+        "slug": spec.slug,
+        "name": spec.name,
+        "description": spec.description,
+        "credit_type": spec.credit_type,
+        "currency": spec.currency,
+        # What a client submits: applicant and bureau fields. Text-derived fields are computed.
+        "fields": [_field_description(f) for f in spec.submitted_fields],
+    })
+
+
+def decision_body(decision: Decision) -> dict[str, Any]:
+    return {
+        "id": str(decision.public_id),
+        "application": str(decision.application.public_id),
+        "product": decision.application.product.slug,
+        "outcome": decision.outcome,
+        "probability_of_default": decision.probability_of_default,
+        "model_version": decision.model_version.version,
+        "decided_at": decision.decided_at.isoformat(),
+        "knockout_reason": decision.knockout_reason or None,
+        "explanation": None,
+        "links": {
+            "self": reverse("api-decision-detail", args=[decision.public_id]),
+            "page": reverse("lending:decision-detail", args=[decision.public_id]),
+        },
+    }
+
+
+@require_POST
+@api_view(permission="lending.add_application")
+def application_create(request: HttpRequest) -> HttpResponse:
+    try:
+        body = json.loads(request.body or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return problem(400, "The body is not valid JSON", code="invalid_json", errors={"body": [str(exc)]})
+    if not isinstance(body, dict):
+        return problem(400, "The body must be a JSON object", code="invalid_body",
+                       errors={"body": ['must be an object {"product": slug, "fields": {...}}']})
+    errors: dict[str, list[str]] = {}
+    unexpected = sorted(set(body) - {"product", "fields"})
+    for key in unexpected:
+        errors[key] = ["is not a top-level key of an application; put product fields inside \"fields\""]
+    slug = body.get("product")
+    if not isinstance(slug, str) or not slug:
+        errors["product"] = ["is required: the product slug"]
+    if "fields" not in body:
+        errors["fields"] = ["is required: an object of field values"]
+    if errors:
+        return problem(400, "The application is not valid", code="invalid_application", errors=errors)
+    try:
+        decision = application_submit(product=product_get(slug=slug), fields=body["fields"],
+                                      submitted_by=request.user)  # type: ignore[arg-type]
+    except DomainError as exc:
+        return problem(400 if exc.code == "unknown_product" else exc.status, exc.message, code=exc.code,
+                       errors=exc.fields or None)
+    response = JsonResponse(decision_body(decision), status=201)
+    response["Location"] = reverse("api-decision-detail", args=[decision.public_id])
+    return response
+
+
+@require_GET
+@api_view(permission="lending.view_decision")
+def decision_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    try:
+        decision = decision_get(public_id=public_id)
+    except Decision.DoesNotExist:
+        return problem(404, "No such decision", code="not_found")
+    return JsonResponse(decision_body(decision))

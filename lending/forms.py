@@ -1,0 +1,50 @@
+"""The application form, generated from a product's spec. Validation is the spec's, shared with the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from scoring.spec import ApplicationInvalid, FieldSpec, ProductSpec, validate_fields
+
+
+def _form_field(field_spec: FieldSpec) -> forms.Field:
+    common: dict[str, Any] = {"label": field_spec.label, "required": False,
+                              "help_text": field_spec.unit if field_spec.unit not in ("", "points") else ""}
+    if field_spec.type == "category":
+        choices = [("", "—")] + [(c, field_spec.category_labels.get(c, c)) for c in field_spec.categories]
+        # A plain field with a select widget: the spec, not Django's choice check, says what is wrong.
+        return forms.CharField(widget=forms.Select(choices=choices), **common)
+    if field_spec.type == "boolean":
+        return forms.CharField(widget=forms.Select(choices=[("", "—"), ("true", "Yes"), ("false", "No")]), **common)
+    if field_spec.type == "text":
+        widget = forms.Textarea(attrs={"rows": 2}) if field_spec.max_length > 300 else forms.TextInput()
+        return forms.CharField(widget=widget, **common)
+    attrs = {"inputmode": "decimal"}
+    if field_spec.minimum is not None:
+        attrs["min"] = str(field_spec.minimum)
+    if field_spec.maximum is not None:
+        attrs["max"] = str(field_spec.maximum)
+    # Plain text inputs: the spec, not the browser, decides what is valid, so both paths agree.
+    return forms.CharField(widget=forms.TextInput(attrs=attrs), **common)
+
+
+class ApplicationForm(forms.Form):
+    def __init__(self, *args: Any, spec: ProductSpec, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spec = spec
+        for field_spec in spec.submitted_fields:
+            self.fields[field_spec.name] = _form_field(field_spec)
+        self.validated: dict[str, Any] = {}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        submitted = {name: value for name, value in cleaned.items() if value not in (None, "")}
+        try:
+            self.validated = validate_fields(self.spec, submitted)
+        except ApplicationInvalid as exc:
+            for name, messages in exc.errors.items():
+                for message in messages:
+                    self.add_error(name if name in self.fields else None, message)
+        return cleaned

@@ -1,0 +1,135 @@
+"""Products, model versions, applications and decisions."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Product(models.Model):
+    """A credit product registered from its spec file (scoring/products/<slug>.toml)."""
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    credit_type = models.CharField(max_length=32)
+    spec_hash = models.CharField(max_length=64)
+    spec_text = models.TextField(help_text="The spec as registered, so any decision can be traced to it.")
+    registered_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ("slug",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelVersion(models.Model):
+    """A trained model artifact (a directory with a manifest). It serves only once approved."""
+
+    class Status(models.TextChoices):
+        TRAINED = "trained", "Trained, awaiting approval"
+        APPROVED = "approved", "Approved"
+        RETIRED = "retired", "Retired"
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="model_versions")
+    version = models.CharField(max_length=64)
+    path = models.CharField(max_length=500)
+    content_hash = models.CharField(max_length=64)
+    spec_hash = models.CharField(max_length=64)
+    training_data_sha256 = models.CharField(max_length=64)
+    manifest = models.JSONField()
+    metrics = models.JSONField(default=dict)
+    trained_at = models.DateTimeField()
+    registered_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRAINED)
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    approved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-registered_at",)
+        permissions = [("approve_modelversion", "Can approve a model version for serving")]
+        constraints = [models.UniqueConstraint(fields=("product", "version"), name="unique_product_version")]
+
+    def __str__(self) -> str:
+        return f"{self.product.slug} {self.version}"
+
+    @property
+    def is_approved(self) -> bool:
+        return self.status == self.Status.APPROVED
+
+
+class Application(models.Model):
+    """An application as submitted, validated against its product's spec."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="applications")
+    values = models.JSONField(help_text="Applicant and bureau values as validated (money as strings).")
+    identity = models.JSONField(default=dict, help_text="Identity and contact fields (name, e-mail).")
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    submitted_at = models.DateTimeField(db_index=True)
+    # Reg B comment 9(a)(1)-1: complete once the creditor has all it normally considers; notices are due
+    # 30 days after this.
+    completed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ("-submitted_at",)
+
+    def __str__(self) -> str:
+        return f"Application {self.public_id}"
+
+
+class MonitoringData(models.Model):
+    """Monitoring-only data (e.g. sex, age) kept for fair-lending monitoring (Reg B 1002.12(a)(3)).
+
+    A table apart from the application so that the scoring path never reads it.
+    """
+
+    application = models.OneToOneField(Application, on_delete=models.PROTECT, related_name="monitoring")
+    values = models.JSONField()
+
+    def __str__(self) -> str:
+        return f"Monitoring data for {self.application_id}"
+
+
+class Decision(models.Model):
+    """What the model and the policy decided, with everything needed to reproduce it exactly."""
+
+    class Outcome(models.TextChoices):
+        APPROVED = "approved", "Approved"
+        DENIED = "denied", "Denied"
+        REFERRED = "referred", "Referred for manual review"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    application = models.OneToOneField(Application, on_delete=models.PROTECT, related_name="decision")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="decisions")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, db_index=True)
+    probability_of_default = models.FloatField()
+    inputs = models.JSONField(help_text="The exact model-input values the score was computed from.")
+    inputs_sha256 = models.CharField(max_length=64)
+    cutoff = models.FloatField()
+    refer_band = models.FloatField()
+    knockout = models.CharField(max_length=100, blank=True)
+    knockout_reason = models.CharField(max_length=100, blank=True)
+    decided_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ("-decided_at",)
+
+    def __str__(self) -> str:
+        return f"Decision {self.public_id}: {self.outcome}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for API clients. Only its SHA-256 is stored; the key is shown once at creation."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    key_sha256 = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.user})"

@@ -1,0 +1,40 @@
+"""Roles as django.contrib.auth groups: officer, compliance, admin. Created (idempotently) after migrate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import Group, Permission
+
+OFFICER = "officer"
+COMPLIANCE = "compliance"
+ADMIN = "admin"
+
+ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    OFFICER: (
+        "lending.view_product", "lending.view_application", "lending.add_application",
+        "lending.view_decision", "lending.view_modelversion",
+    ),
+    COMPLIANCE: (
+        "lending.view_product", "lending.view_application", "lending.view_decision",
+        "lending.view_modelversion", "lending.view_monitoringdata", "audit.view_auditevent",
+    ),
+    ADMIN: (
+        "lending.view_product", "lending.view_application", "lending.add_application",
+        "lending.view_decision", "lending.view_modelversion", "lending.approve_modelversion",
+        "lending.view_monitoringdata", "audit.view_auditevent", "auth.view_user", "auth.add_user",
+        "auth.change_user", "lending.view_apitoken", "lending.add_apitoken",
+    ),
+}
+
+
+def roles_ensure(**_kwargs: Any) -> None:
+    for role, codes in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        permissions = []
+        for code in codes:
+            app_label, codename = code.split(".")
+            permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if permission is not None:
+                permissions.append(permission)
+        group.permissions.set(permissions)

@@ -1,0 +1,73 @@
+"""Reads. Keyword-only, typed, named <entity>_<what>."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from lending.errors import ModelNotApproved, NoServingModel, UnknownProduct
+from lending.models import Decision, ModelVersion, Product
+from scoring.predict import ScoringModel, load_model
+from scoring.spec import ProductSpec, parse_spec
+
+_SPECS_BY_HASH: dict[str, ProductSpec] = {}
+
+
+def product_get(*, slug: str) -> Product:
+    try:
+        return Product.objects.get(slug=slug)
+    except Product.DoesNotExist:
+        raise UnknownProduct(f"no product {slug!r}", fields={"product": [f"unknown product {slug!r}"]}) from None
+
+
+def product_spec(*, product: Product) -> ProductSpec:
+    """The spec a product was registered with, parsed once per process."""
+    spec = _SPECS_BY_HASH.get(product.spec_hash)
+    if spec is None:
+        spec = parse_spec(product.spec_text, origin=product.slug)
+        _SPECS_BY_HASH[product.spec_hash] = spec
+    return spec
+
+
+def model_version_serving(*, product: Product) -> ModelVersion:
+    """The most recently approved model version of a product that matches its current spec."""
+    version = (
+        ModelVersion.objects.filter(product=product, status=ModelVersion.Status.APPROVED,
+                                    spec_hash=product.spec_hash)
+        .order_by("-approved_at", "-id")
+        .first()
+    )
+    if version is None:
+        raise NoServingModel(f"product {product.slug!r} has no approved model version for its current spec; "
+                             f"train one and approve it (manage.py approve_model)")
+    return version
+
+
+def model_version_path(*, model_version: ModelVersion) -> Path:
+    path = Path(model_version.path)
+    return path if path.is_absolute() else settings.CANDOR_DATA_DIR / path
+
+
+def scoring_model_for(*, model_version: ModelVersion, allow_unapproved: bool = False) -> ScoringModel:
+    """The loaded model of a version. Refuses an unapproved version unless the caller is replaying or
+    validating it (allow_unapproved)."""
+    if not model_version.is_approved and not allow_unapproved:
+        raise ModelNotApproved(f"model version {model_version.version} of {model_version.product.slug!r} is "
+                               f"{model_version.status}, not approved; it cannot score applications")
+    return load_model(model_version_path(model_version=model_version))
+
+
+def decision_list(*, product: Product | None = None, outcome: str | None = None) -> QuerySet[Decision]:
+    decisions = Decision.objects.select_related("application", "application__product", "model_version")
+    if product is not None:
+        decisions = decisions.filter(application__product=product)
+    if outcome:
+        decisions = decisions.filter(outcome=outcome)
+    return decisions.order_by("-decided_at", "-id")
+
+
+def decision_get(*, public_id: str) -> Decision:
+    return Decision.objects.select_related("application", "application__product", "model_version").get(
+        public_id=public_id)

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from lending import views
+
+app_name = "lending"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("decisions/", views.decision_index, name="decision-list"),
+    path("decisions/<uuid:public_id>/", views.decision_detail, name="decision-detail"),
+    path("apply/", views.product_index, name="product-list"),
+    path("apply/<slug:slug>/", views.application_new, name="application-new"),
+]
