@@ -14,6 +14,10 @@ from lending.services import ApprovalRefused, model_version_approve
 class Command(BaseCommand):
     help = "Approve a model version for serving. The approver needs the approve_modelversion permission."
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        # Our --version names a model version; it replaces Django's own --version flag here.
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--product", required=True)
         parser.add_argument("--version", required=True, help='a version string, or "latest"')
