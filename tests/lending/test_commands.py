@@ -68,7 +68,7 @@ def test_an_unknown_product_is_a_clear_error(db: None, data_dir: Path) -> None:
 
 
 def test_a_missing_data_file_is_named(db: None, data_dir: Path) -> None:
-    with pytest.raises(CommandError, match="/no/such/file.csv"):
+    with pytest.raises(CommandError, match=r"/no/such/file\.csv"):
         run("train_model", "--product", "heloc", "--data", "/no/such/file.csv")
 
 
