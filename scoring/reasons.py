@@ -90,3 +90,95 @@ def insufficient_phrase_in(text: str) -> str | None:
         if phrase in lowered:
             return phrase
     return None
+
+
+# --- Spanish wording (a translation; the English Form C-1 text above is the regulation's) ---------------
+# Reg B 1002.4(e) allows disclosures in a language other than English if they are also available in
+# English. These are Candor's own translations of the Form C-1 reasons and of the FCRA key-factor wording,
+# for Spanish-language notices; they are not official CFPB texts.
+
+FORM_C1_TEXT_ES: dict[str, str] = {
+    "application_incomplete": "Solicitud de crédito incompleta",
+    "insufficient_credit_references": "Número insuficiente de referencias de crédito proporcionadas",
+    "unacceptable_credit_references": "Tipo de referencias de crédito proporcionadas no aceptable",
+    "unverifiable_credit_references": "No fue posible verificar las referencias de crédito",
+    "temporary_employment": "Empleo temporal o irregular",
+    "unverifiable_employment": "No fue posible verificar el empleo",
+    "length_of_employment": "Antigüedad en el empleo",
+    "income_insufficient": "Ingresos insuficientes para el monto de crédito solicitado",
+    "excessive_obligations": "Obligaciones excesivas en relación con los ingresos",
+    "unverifiable_income": "No fue posible verificar los ingresos",
+    "length_of_residence": "Tiempo de residencia",
+    "temporary_residence": "Residencia temporal",
+    "unverifiable_residence": "No fue posible verificar la residencia",
+    "no_credit_file": "No hay expediente de crédito",
+    "limited_credit_experience": "Experiencia crediticia limitada",
+    "poor_credit_performance_with_us": "Historial de pagos deficiente con nosotros",
+    "delinquent_obligations": "Obligaciones de crédito morosas, pasadas o presentes, con otros acreedores",
+    "collection_or_judgment": "Acción de cobro o sentencia judicial",
+    "garnishment": "Embargo de salario o de bienes",
+    "foreclosure_or_repossession": "Ejecución hipotecaria o reposesión",
+    "bankruptcy": "Quiebra (bancarrota)",
+    "recent_inquiries": "Número de consultas recientes en el informe de la agencia de crédito",
+    "collateral_insufficient": "Valor o tipo de garantía insuficiente",
+    "other": "Otro, especifique",
+}
+
+FORM_C1_FCRA_KEY_FACTOR_ES: dict[str, str] = {
+    "application_incomplete": "Solicitud de crédito incompleta",
+    "insufficient_credit_references": "Muy pocas cuentas en el expediente de crédito",
+    "unacceptable_credit_references": "Tipo de cuentas en el expediente de crédito",
+    "unverifiable_credit_references": "No se pudieron verificar las referencias de crédito",
+    "temporary_employment": "Empleo temporal o irregular",
+    "unverifiable_employment": "No se pudo verificar el empleo",
+    "length_of_employment": "Antigüedad en el empleo",
+    "income_insufficient": "Ingresos demasiado bajos para el monto de crédito solicitado",
+    "excessive_obligations": "Obligaciones demasiado altas en relación con los ingresos",
+    "unverifiable_income": "No se pudieron verificar los ingresos",
+    "length_of_residence": "Tiempo de residencia",
+    "temporary_residence": "Residencia temporal",
+    "unverifiable_residence": "No se pudo verificar la residencia",
+    "no_credit_file": "No hay expediente de crédito",
+    "limited_credit_experience": "Historial de crédito demasiado corto",
+    "poor_credit_performance_with_us": "Historial de pagos con este acreedor",
+    "delinquent_obligations": "Morosidad en las cuentas",
+    "collection_or_judgment": "Acción de cobro o sentencia registrada",
+    "garnishment": "Embargo registrado",
+    "foreclosure_or_repossession": "Ejecución hipotecaria o reposesión registrada",
+    "bankruptcy": "Quiebra registrada",
+    "recent_inquiries": "Número de consultas recientes",
+    "collateral_insufficient": "Valor o tipo de garantía insuficiente",
+    "other": "Otro",
+}
+
+# The Spanish counterparts of INSUFFICIENT_REASON_PHRASES (Reg B 1002.9(b)(2)), for translated wording.
+INSUFFICIENT_REASON_PHRASES_ES: tuple[str, ...] = (
+    "normas internas",
+    "políticas internas",
+    "política interna",
+    "puntaje mínimo",
+    "puntuación mínima",
+    "puntaje requerido",
+    "por debajo del límite",
+    "por debajo del punto de corte",
+    "puntaje de crédito demasiado bajo",
+    "no alcanzó",
+    "no cumplió con nuestros criterios",
+    "puntaje insuficiente",
+    "puntuación insuficiente",
+)
+
+
+def insufficient_phrase_in_es(text: str) -> str | None:
+    """Like insufficient_phrase_in, for Spanish wording (checks the English phrases too)."""
+    lowered = text.lower()
+    for phrase in INSUFFICIENT_REASON_PHRASES_ES:
+        if phrase in lowered:
+            return phrase
+    return insufficient_phrase_in(text)
+
+
+def is_generic_reason(key: str) -> bool:
+    """Whether a key is a Form C-1 reason that names a category rather than a behaviour."""
+    form = FORM_C1_BY_KEY.get(key)
+    return form is not None and form.generic
