@@ -117,7 +117,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Keep connections open (DATABASE_CONN_MAX_AGE): closing SQLite's only connection checkpoints and
+    # deletes the WAL file, which cost ~15 ms a request (bench/scoring_latency.py).
+    # Tests that run a real worker process need a test database the worker can open too: a file.
+    # One per test process, so two test runs on one machine never share a file.
+    DATABASES["default"]["TEST"] = {"NAME": str(CANDOR_DATA_DIR / f"test-candor-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -151,6 +155,8 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "notices@candor.example")
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(CANDOR_DATA_DIR / "mail"))  # the file backend's folder
+CANDOR_PUBLIC_URL = os.environ.get("CANDOR_PUBLIC_URL", "http://127.0.0.1:8000")  # customer links in e-mails
 
 LOGGING = {
     "version": 1,
@@ -164,14 +170,15 @@ LOGGING = {
 # Redis in production and CI. Without CELERY_BROKER_URL, Kombu's filesystem transport under
 # CANDOR_DATA_DIR: no server needed, and still a real worker process.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
-_queue_dir = CANDOR_DATA_DIR / "broker"
+_queue_dir = Path(os.environ.get("CELERY_FILESYSTEM_DIR", CANDOR_DATA_DIR / "broker"))
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for _sub in ("in", "processed"):
+    for _sub in ("in", "processed", "control"):
         (_queue_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir / "in"),
         "data_folder_out": str(_queue_dir / "in"),
         "processed_folder": str(_queue_dir / "processed"),
+        "control_folder": str(_queue_dir / "control"),
         "store_processed": False,
     }
 else:
@@ -205,6 +212,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 # The outbox sweep: publishes explanation requests that were never published (broker down at commit).
 CELERY_BEAT_SCHEDULE = {
-    "explanation-outbox-sweep": {"task": "audit.tasks.explanation_outbox_sweep", "schedule": 10.0},
+    "explanation-outbox-sweep": {"task": "audit.tasks.explanation_outbox_sweep",
+                                 "schedule": float(os.environ.get("CANDOR_OUTBOX_SWEEP_SECONDS", "10"))},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(CANDOR_DATA_DIR / "celerybeat-schedule")
