@@ -616,6 +616,22 @@ def hmda_denial_codes(reasons: Sequence[PrincipalReason], *, denied: bool, other
 # (product slug, reason key) -> (customer wording, FCRA key-factor wording or None when the reason is not
 # a bureau factor). reason_translations_lint checks that every shipped reason has one.
 PRODUCT_REASON_ES: dict[tuple[str, str], tuple[str, str | None]] = {
+    # hmda-boston (chist, mhist and phist are bureau factors: they need key-factor wording too)
+    ("hmda-boston", "consumer_credit_history"): (
+        "Su historial de pago de crédito de consumo: pagos lentos o atrasados, o muy poco historial de crédito",
+        "Pagos lentos o morosos en crédito de consumo, o historial de crédito de consumo insuficiente"),
+    ("hmda-boston", "mortgage_payment_history"): (
+        "Su historial de pago de hipotecas: pagos de hipoteca atrasados, o ningún historial de pago de hipotecas",
+        "Pagos de hipoteca atrasados, o ningún historial de pago de hipotecas"),
+    ("hmda-boston", "public_record"): (
+        "Un registro público de problemas de crédito, como una quiebra, una sentencia, un gravamen o una acción "
+        "de cobro",
+        "Registro público negativo o cobro registrado"),
+    ("hmda-boston", "mortgage_insurance_denied"): (
+        "La compañía de seguro hipotecario rechazó su solicitud de seguro hipotecario", None),
+    ("hmda-boston", "self_employment"): (
+        "Sus ingresos provienen del trabajo por cuenta propia, que son menos estables y más difíciles de "
+        "documentar que un salario", None),
     # demo
     ("demo", "loan_term"): ("El plazo del préstamo que solicitó", None),
     ("demo", "housing_status"): ("Su situación de vivienda", None),

@@ -10,6 +10,8 @@ Loaders:
 * ``heloc``  FICO HELOC ``heloc_dataset_v1.csv`` (RiskPerformance "Bad" = 1). All 10,459 rows are
   returned, including the 588 with no bureau record (every attribute -9); training drops those.
 * ``german`` UCI Statlog German Credit ``german.data`` (class 2 = bad = 1), columns in file order.
+* ``aer_hmda`` the Boston Fed HMDA study as exported from R's AER package (``AER__HMDA.csv``: 2,380
+  mortgage applications, Boston 1990; ``deny`` "yes" = 1). yes/no columns become booleans.
 * ``demo``   the synthetic generator ``scoring.demo.generate(n, seed)``; no file.
 * ``csv``    a lender's own CSV: one column per model-input field (named as in the spec), any other
   submitted fields that it has, and a ``target`` column of 0/1 (1 = default).
@@ -145,6 +147,31 @@ def _load_german(spec: ProductSpec, path: Path) -> tuple[pd.DataFrame, np.ndarra
     return _conform(spec, raw, str(path)), y, _sha256(data)
 
 
+AER_HMDA_COLUMNS = (
+    "deny", "pirat", "hirat", "lvrat", "chist", "mhist", "phist", "unemp", "selfemp", "insurance", "condomin",
+    "afam", "single", "hschool",
+)
+AER_HMDA_YES_NO = ("phist", "selfemp", "insurance", "condomin", "afam", "single", "hschool")
+
+
+def _load_aer_hmda(spec: ProductSpec, path: Path) -> tuple[pd.DataFrame, np.ndarray, str]:
+    data = _read_bytes(spec, path)
+    raw = pd.read_csv(path)
+    missing = [name for name in AER_HMDA_COLUMNS if name not in raw.columns]
+    if missing:
+        raise DatasetError(f"{path}: missing columns {missing}; is this R's AER::HMDA export?")
+    labels = set(raw["deny"].dropna().astype(str).str.strip().str.lower())
+    if raw["deny"].isna().any() or not labels <= {"yes", "no"}:
+        raise DatasetError(f"{path}: deny must be yes or no (no missing values), found {sorted(labels)}")
+    for name in AER_HMDA_YES_NO:
+        values = set(raw[name].dropna().astype(str).str.strip().str.lower())
+        if not values <= {"yes", "no"}:
+            raise DatasetError(f"{path}: column {name!r} must be yes or no, found {sorted(values)[:5]}")
+    y = (raw["deny"].astype(str).str.strip().str.lower() == "yes").to_numpy().astype(np.int8)
+    _require_columns(spec, raw, path)
+    return _conform(spec, raw, str(path)), y, _sha256(data)
+
+
 def _load_csv(spec: ProductSpec, path: Path) -> tuple[pd.DataFrame, np.ndarray, str]:
     data = _read_bytes(spec, path)
     raw = pd.read_csv(path)
@@ -180,6 +207,7 @@ def _load_demo(spec: ProductSpec, n: int, seed: int) -> tuple[pd.DataFrame, np.n
 _FILE_LOADERS: dict[str, Callable[[ProductSpec, Path], tuple[pd.DataFrame, np.ndarray, str]]] = {
     "heloc": _load_heloc,
     "german": _load_german,
+    "aer_hmda": _load_aer_hmda,
     "csv": _load_csv,
 }
 
