@@ -8,7 +8,6 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 # The test databases. PostgreSQL with trust auth on 127.0.0.1 (CI), and the embedded SQLite default.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/candor
-DEMO_ENV := DEBUG=true
 
 .PHONY: install demo test test-postgres test-sqlite lint bench
 
@@ -21,9 +20,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 install: $(VENV)/.installed
 
 demo: install
-	$(DEMO_ENV) $(PY) manage.py migrate --noinput
-	$(DEMO_ENV) $(PY) manage.py demo_up
-	$(DEMO_ENV) $(PY) manage.py runserver 127.0.0.1:8000 --noreload
+	bash scripts/demo.sh
 
 test: install
 	$(MAKE) --no-print-directory test-postgres test-sqlite

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -32,11 +33,16 @@ class AuditEvent(models.Model):
     subject_type = models.CharField(max_length=64)
     subject_id = models.CharField(max_length=64)
     data = models.JSONField(default=dict)
+    # The tamper-evident chain: each event's hash covers its content and the previous event's hash, and
+    # sequence numbers have no gaps, so an altered, removed or inserted event is found by audit_verify.
+    sequence = models.PositiveBigIntegerField(unique=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
 
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
-        ordering = ("id",)
+        ordering = ("sequence",)
         indexes = [models.Index(fields=("subject_type", "subject_id"))]
 
     def __str__(self) -> str:
@@ -49,3 +55,274 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise PermissionError("audit events are append-only: they are never deleted")
+
+
+class AuditChainHead(models.Model):
+    """The newest event's sequence and hash (one row). Appending locks it, so the chain never forks; its
+    hash, kept outside the system, proves later that nothing before it changed."""
+
+    sequence = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64)
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Audit chain head {self.sequence} {self.hash[:12]}"
+
+
+class Explanation(models.Model):
+    """The account of one decision, computed by the worker: grouped, cutoff-referenced attributions,
+    the same relative to all applicants, the fidelity checks and the recourse (scoring.explain)."""
+
+    decision = models.ForeignKey("lending.Decision", on_delete=models.PROTECT, related_name="explanations")
+    model_version = models.ForeignKey("lending.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    explainer_version = models.CharField(max_length=32)
+    method = models.CharField(max_length=32)
+    base_value = models.FloatField()
+    output = models.FloatField()
+    # A failed fidelity check is flagged for compliance, never hidden.
+    checks_passed = models.BooleanField(db_index=True)
+    payload = models.JSONField(help_text="The full explanation as scoring.explain.Explanation.to_dict().")
+    computed_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ("-computed_at",)
+        # Exactly one explanation per decision and explainer version, however often a task is delivered.
+        constraints = [models.UniqueConstraint(fields=("decision", "explainer_version"),
+                                               name="one_explanation_per_decision_and_explainer")]
+
+    def __str__(self) -> str:
+        return f"Explanation of decision {self.decision_id} ({self.explainer_version})"
+
+
+class ExplanationRequest(models.Model):
+    """The outbox: written in the decision's transaction, published to the broker after commit.
+
+    If the broker is down at commit, the periodic sweep (or manage.py explain_pending) publishes it
+    later; nothing is lost between a decision and its explanation.
+    """
+
+    decision = models.OneToOneField("lending.Decision", on_delete=models.PROTECT, related_name="explanation_request")
+    created_at = models.DateTimeField()
+    published_at = models.DateTimeField(null=True, blank=True)
+    publish_attempts = models.PositiveIntegerField(default=0)
+    completed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=("completed_at", "published_at"), name="outbox_pending")]
+
+    def __str__(self) -> str:
+        return f"Explanation request for decision {self.decision_id}"
+
+
+class ExplanationBatch(models.Model):
+    """A batch re-explanation (portfolio review): fanned out over Celery in chunks, resumable."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+
+    product = models.ForeignKey("lending.Product", on_delete=models.PROTECT, related_name="+")
+    since = models.DateTimeField(null=True, blank=True)
+    explainer_version = models.CharField(max_length=32)
+    total = models.PositiveIntegerField()
+    chunks = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    requested_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Explanation batch {self.pk} ({self.product_id}, {self.status})"
+
+
+# --- adverse action (issue 4): reasons, notices, the customer's link and requests, legal holds ----------
+
+class ReasonStatement(models.Model):
+    """The principal reasons stated for an adverse action (Reg B 1002.9(a)(2)(i), (b)(2)).
+
+    ``reasons`` are ``scoring.adverse_action.PrincipalReason.as_dict()`` in rank order. A model statement
+    keeps the explanation it was derived from, its ranking (``negative_ranked``) and the attributions behind
+    it (checklist A3(b)); an officer statement states the officer's factors (comments 9(b)(2)-6 and -7).
+    When an officer decides again the statement is superseded and a new one written: the one with
+    ``superseded_at`` null is current, and there is at most one of those per decision.
+    """
+
+    class Source(models.TextChoices):
+        MODEL = "model", "Scoring model"
+        OFFICER = "officer", "Loan officer"
+
+    decision = models.ForeignKey("lending.Decision", on_delete=models.PROTECT, related_name="reason_statements")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    officer_action = models.ForeignKey("lending.OfficerAction", null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="+")
+    explanation = models.ForeignKey(Explanation, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reasons = models.JSONField()
+    ranking = models.JSONField(default=list, help_text="The explanation's negative_ranked fields, largest first.")
+    attributions = models.JSONField(default=dict, help_text="Cutoff-referenced log-odds of default per field.")
+    knockout_reason = models.CharField(max_length=100, blank=True)
+    # Reg C 1003.4(a)(16), for HMDA-reportable products only: {"codes": [...], "other_text": ...}.
+    hmda = models.JSONField(null=True, blank=True)
+    # Why no notice could be rendered from this statement (the NoticeIncomplete part), if so.
+    notice_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+    superseded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints = [
+            # Exactly one current statement per decision, however often the task runs.
+            models.UniqueConstraint(fields=("decision",), condition=models.Q(superseded_at__isnull=True),
+                                    name="one_current_reason_statement"),
+            models.UniqueConstraint(fields=("decision",), condition=models.Q(source="model"),
+                                    name="one_model_reason_statement"),
+            models.UniqueConstraint(fields=("officer_action",), name="one_reason_statement_per_officer_action"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Reasons for decision {self.decision_id} ({self.source})"
+
+
+class Notice(models.Model):
+    """An adverse action notice as rendered and sent (Reg B 1002.9), kept for 25 months (1002.12(b)).
+
+    ``context`` is the JSON of the ``audit.notices.NoticeContext`` it was rendered from: rendering it again
+    gives the same HTML and PDF, which ``html_sha256`` and ``pdf_sha256`` check (comment 12(b)-1).
+    """
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        MAIL = "mail", "Postal mail"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    decision = models.ForeignKey("lending.Decision", on_delete=models.PROTECT, related_name="notices")
+    reason_statement = models.OneToOneField(ReasonStatement, on_delete=models.PROTECT, related_name="notice")
+    reference = models.CharField(max_length=64, unique=True, help_text="The notice id printed on the letter.")
+    language = models.CharField(max_length=8)
+    html = models.TextField()
+    html_sha256 = models.CharField(max_length=64)
+    pdf = models.BinaryField()
+    pdf_sha256 = models.CharField(max_length=64)
+    context = models.JSONField()
+    notice_date = models.DateField()
+    # Reg B 1002.9(a)(1): 30 days after a completed application, 90 after an unaccepted counteroffer.
+    due_at = models.DateTimeField(db_index=True)
+    due_rule = models.CharField(max_length=100)
+    delivery_channel = models.CharField(max_length=16, choices=Channel.choices)
+    email = models.CharField(max_length=254, blank=True)
+    # A delivery in progress: claimed with a conditional update so that two workers never both send.
+    delivery_claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField()
+    superseded_at = models.DateTimeField(null=True, blank=True)
+    superseded_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints = [models.UniqueConstraint(fields=("decision",), condition=models.Q(superseded_at__isnull=True),
+                                               name="one_current_notice")]
+
+    def __str__(self) -> str:
+        return f"Notice {self.reference}"
+
+
+class CustomerLink(models.Model):
+    """A private link to the customer's own page. Only the SHA-256 of its random token is stored."""
+
+    decision = models.ForeignKey("lending.Decision", on_delete=models.PROTECT, related_name="customer_links")
+    token_sha256 = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+
+    def __str__(self) -> str:
+        return f"Customer link {self.pk} for decision {self.decision_id}"
+
+
+class CustomerRequest(models.Model):
+    """A customer's request from their page: a human review (GDPR Art. 22(3), EU AI Act Art. 86) or more
+    information for the officer. Lands in the officers' queue until handled."""
+
+    class Kind(models.TextChoices):
+        REVIEW = "review", "Human review"
+        INFORMATION = "information", "More information"
+
+    decision = models.ForeignKey("lending.Decision", on_delete=models.PROTECT, related_name="customer_requests")
+    link = models.ForeignKey(CustomerLink, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    message = models.TextField(blank=True)
+    language = models.CharField(max_length=8, default="en")
+    created_at = models.DateTimeField(db_index=True)
+    handled_at = models.DateTimeField(null=True, blank=True)
+    handled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+
+    class Meta:
+        ordering = ("created_at", "id")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} request for decision {self.decision_id}"
+
+
+class LegalHold(models.Model):
+    """While a hold is active (``released_at`` null) nothing of the application is purged (Reg B
+    1002.12(b)(4): records are kept until final disposition of an investigation or action)."""
+
+    application = models.ForeignKey("lending.Application", on_delete=models.PROTECT, related_name="legal_holds")
+    reason = models.TextField()
+    placed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    placed_at = models.DateTimeField()
+    released_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-placed_at", "-id")
+
+    def __str__(self) -> str:
+        return f"Legal hold on application {self.application_id}"
+
+
+# --- exports (issue 5) -----------------------------------------------------------------------------------------
+
+class ExportJob(models.Model):
+    """An export of decisions (CSV, JSON Lines, PDF summary, manifest) as one ZIP under
+    CANDOR_DATA_DIR/exports/. Large ranges run in the worker; ``rows_done``/``rows_total`` show progress.
+    Claimed with a conditional update (pending -> running) so two deliveries never both build it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    filters = models.JSONField(help_text="since, until (dates, inclusive), product slug, outcome.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+")
+    rows_total = models.PositiveBigIntegerField(default=0)
+    rows_done = models.PositiveBigIntegerField(default=0)
+    path = models.CharField(max_length=500, blank=True)
+    size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    manifest = models.JSONField(default=dict)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+
+    def __str__(self) -> str:
+        return f"Export {self.public_id} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        return int(100 * self.rows_done / self.rows_total) if self.rows_total else 0

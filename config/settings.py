@@ -214,5 +214,8 @@ CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE = {
     "explanation-outbox-sweep": {"task": "audit.tasks.explanation_outbox_sweep",
                                  "schedule": float(os.environ.get("CANDOR_OUTBOX_SWEEP_SECONDS", "10"))},
+    # Denials whose notice is still to do (Reg B 1002.9(a): 30 days) are caught up every few minutes.
+    "adverse-action-sweep": {"task": "audit.tasks.adverse_action_sweep",
+                             "schedule": float(os.environ.get("CANDOR_ADVERSE_SWEEP_SECONDS", "300"))},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(CANDOR_DATA_DIR / "celerybeat-schedule")

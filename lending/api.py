@@ -60,7 +60,37 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
     })
 
 
-def decision_body(decision: Decision) -> dict[str, Any]:
+def explanation_body(decision: Decision) -> dict[str, Any] | None:
+    """The stored explanation as officers and compliance read it; None until the worker has stored it."""
+    from audit.explanations import explanation_latest
+
+    explanation = explanation_latest(decision=decision)
+    if explanation is None:
+        return None
+    payload = explanation.payload
+    return {
+        "reference": payload["reference"],
+        "base_value": payload["base_value"],
+        "output": payload["output"],
+        "scale": "log-odds of default",
+        "attributions": payload["attributions"],
+        "probability_attributions": payload["probability_attributions"],
+        "reference_all": {"base_value": payload["base_value_all"], "attributions": payload["attributions_all"]},
+        "negative_ranked": payload["negative_ranked"],
+        "checks": payload["checks"],
+        "recourse": payload["recourse"],
+        "method": payload["method"],
+        "explainer_version": explanation.explainer_version,
+        "model_version": decision.model_version.version,
+        "seed": payload.get("seed"),
+        "computed_at": explanation.computed_at.isoformat(),
+    }
+
+
+def decision_body(decision: Decision, *, just_made: bool = False) -> dict[str, Any]:
+    """The decision as the API shows it. ``just_made``: the explanation cannot exist yet, skip the lookup."""
+    from audit.adverse import adverse_action_api
+
     return {
         "id": str(decision.public_id),
         "application": str(decision.application.public_id),
@@ -70,11 +100,14 @@ def decision_body(decision: Decision) -> dict[str, Any]:
         "model_version": decision.model_version.version,
         "decided_at": decision.decided_at.isoformat(),
         "knockout_reason": decision.knockout_reason or None,
-        "explanation": None,
+        "explanation": None if just_made else explanation_body(decision),
         "links": {
             "self": reverse("api-decision-detail", args=[decision.public_id]),
             "page": reverse("lending:decision-detail", args=[decision.public_id]),
         },
+        # Adverse action (issue 4): "reasons", "notice" and "customer_link", null until they exist.
+        **({"reasons": None, "notice": None, "customer_link": None} if just_made
+           else adverse_action_api(decision=decision)),
     }
 
 
@@ -105,7 +138,7 @@ def application_create(request: HttpRequest) -> HttpResponse:
     except DomainError as exc:
         return problem(400 if exc.code == "unknown_product" else exc.status, exc.message, code=exc.code,
                        errors=exc.fields or None)
-    response = JsonResponse(decision_body(decision), status=201)
+    response = JsonResponse(decision_body(decision, just_made=True), status=201)
     response["Location"] = reverse("api-decision-detail", args=[decision.public_id])
     return response
 

@@ -48,3 +48,28 @@ class ApplicationForm(forms.Form):
                 for message in messages:
                     self.add_error(name if name in self.fields else None, message)
         return cleaned
+
+
+class OfficerActionForm(forms.Form):
+    """An officer's decision and the factors relied on (Reg B comments 9(b)(2)-6 and -7: a denial states
+    the factors the officer actually considered)."""
+
+    action = forms.ChoiceField(choices=[
+        ("approve", "Approve"), ("deny", "Deny"), ("override", "Override the model's outcome"),
+        ("request_info", "Ask the applicant for more information")], widget=forms.RadioSelect)
+    factors = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
+                                        label="Factors relied on (for a denial: these become the stated reasons)")
+    other_factor = forms.CharField(required=False, max_length=200,
+                                   label="Other factor, specify (stated as written)")
+    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=4000)
+
+    def __init__(self, *args: Any, spec: ProductSpec, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["factors"].choices = [(f.name, f.label) for f in spec.model_inputs]
+
+    def factors_relied_on(self) -> list[str]:
+        chosen = list(self.cleaned_data.get("factors") or [])
+        other = (self.cleaned_data.get("other_factor") or "").strip()
+        if other:
+            chosen.append(f"other: {other}")
+        return chosen

@@ -113,6 +113,9 @@ class Decision(models.Model):
     refer_band = models.FloatField()
     knockout = models.CharField(max_length=100, blank=True)
     knockout_reason = models.CharField(max_length=100, blank=True)
+    # The manual-review switch was on: the policy's own verdict is in the audit event, the outcome is
+    # "referred" so that an officer decides.
+    manual_review = models.BooleanField(default=False)
     decided_at = models.DateTimeField(db_index=True)
 
     class Meta:
@@ -133,3 +136,50 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.user})"
+
+
+class OfficerAction(models.Model):
+    """What a loan officer did with a decision, and the factors relied on (EU AI Act Art. 14 oversight).
+
+    The final outcome of a decision is the ``outcome`` of its latest deciding action (approve, deny,
+    override), else the model's. ``factors`` are what a denial states as its reasons (Reg B comments
+    9(b)(2)-6 and -7): model-input field names, reason keys, or "other: <specific wording>".
+    """
+
+    class Action(models.TextChoices):
+        APPROVE = "approve", "Approve"
+        DENY = "deny", "Deny"
+        OVERRIDE = "override", "Override the model's outcome"
+        REQUEST_INFO = "request_info", "Request more information"
+
+    decision = models.ForeignKey(Decision, on_delete=models.PROTECT, related_name="officer_actions")
+    officer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    # The outcome this action leaves the decision with; blank when it does not decide (request_info).
+    outcome = models.CharField(max_length=16, choices=Decision.Outcome.choices, blank=True)
+    factors = models.JSONField(default=list)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} on decision {self.decision_id} by {self.officer_id}"
+
+
+class ManualReviewSwitch(models.Model):
+    """EU AI Act Art. 14: a person can stop the system. While the latest row is ``enabled``, every new
+    application goes to an officer, whatever the model says. Rows are history: never updated."""
+
+    enabled = models.BooleanField()
+    reason = models.TextField()
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ("-changed_at", "-id")
+        permissions = [("change_manual_review", "Can send every new application to manual review")]
+
+    def __str__(self) -> str:
+        return f"Manual review {'on' if self.enabled else 'off'} ({self.changed_at:%Y-%m-%d %H:%M})"

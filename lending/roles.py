@@ -13,17 +13,22 @@ ADMIN = "admin"
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     OFFICER: (
         "lending.view_product", "lending.view_application", "lending.add_application",
-        "lending.view_decision", "lending.view_modelversion",
+        "lending.view_decision", "lending.view_modelversion", "lending.add_officeraction",
+        # Adverse action (issue 4): the notices of their decisions, the customers' requests, new private links.
+        "audit.view_notice", "audit.view_customerrequest", "audit.add_customerlink",
     ),
     COMPLIANCE: (
         "lending.view_product", "lending.view_application", "lending.view_decision",
         "lending.view_modelversion", "lending.view_monitoringdata", "audit.view_auditevent",
+        "audit.view_notice", "audit.view_customerrequest",
     ),
     ADMIN: (
         "lending.view_product", "lending.view_application", "lending.add_application",
         "lending.view_decision", "lending.view_modelversion", "lending.approve_modelversion",
+        "lending.add_officeraction", "lending.change_manual_review",
         "lending.view_monitoringdata", "audit.view_auditevent", "auth.view_user", "auth.add_user",
         "auth.change_user", "lending.view_apitoken", "lending.add_apitoken",
+        "audit.view_notice", "audit.view_customerrequest", "audit.add_customerlink",
     ),
 }
 

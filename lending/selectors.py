@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
 
 from lending.errors import ModelNotApproved, NoServingModel, UnknownProduct
-from lending.models import Decision, ModelVersion, Product
+from lending.models import Decision, ManualReviewSwitch, ModelVersion, Product
 from scoring.predict import ScoringModel, load_model
-from scoring.spec import ProductSpec, parse_spec
+from scoring.spec import ProductSpec, clean_value, parse_spec
 
 _SPECS_BY_HASH: dict[str, ProductSpec] = {}
 
@@ -71,3 +73,17 @@ def decision_list(*, product: Product | None = None, outcome: str | None = None)
 def decision_get(*, public_id: str) -> Decision:
     return Decision.objects.select_related("application", "application__product", "model_version").get(
         public_id=public_id)
+
+
+def inputs_from_snapshot(*, spec: ProductSpec, snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn a stored input snapshot back into the exact values it was scored from (money as Decimal)."""
+    return {name: clean_value(spec.field(name), value) for name, value in snapshot.items() if value is not None}
+
+
+def manual_review_current() -> ManualReviewSwitch | None:
+    return ManualReviewSwitch.objects.order_by("-changed_at", "-id").first()
+
+
+def manual_review_enabled() -> bool:
+    current = manual_review_current()
+    return current is not None and current.enabled

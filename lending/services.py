@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,12 +14,21 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from audit.explanations import explanation_request_create
 from audit.services import audit_record
 from lending.errors import InvalidApplication
-from lending.models import Application, Decision, ModelVersion, MonitoringData, Product
-from lending.selectors import model_version_serving, product_spec, scoring_model_for
-from scoring.policy import policy_decide
-from scoring.spec import ApplicationInvalid, ProductSpec, clean_value, json_safe, validate_fields
+from lending.models import (
+    Application,
+    Decision,
+    ManualReviewSwitch,
+    ModelVersion,
+    MonitoringData,
+    OfficerAction,
+    Product,
+)
+from lending.selectors import manual_review_enabled, model_version_serving, product_spec, scoring_model_for
+from scoring.policy import REFERRED, policy_decide
+from scoring.spec import ApplicationInvalid, ProductSpec, json_safe, validate_fields
 
 
 def product_register(*, spec: ProductSpec, spec_text: str, actor: AbstractBaseUser | None = None) -> Product:
@@ -110,11 +119,6 @@ def inputs_sha256(inputs: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def inputs_from_snapshot(*, spec: ProductSpec, snapshot: Mapping[str, Any]) -> dict[str, Any]:
-    """Turn a stored input snapshot back into the exact values it was scored from (money as Decimal)."""
-    return {name: clean_value(spec.field(name), value) for name, value in snapshot.items() if value is not None}
-
-
 def application_submit(*, product: Product, fields: Any, submitted_by: AbstractBaseUser) -> Decision:
     """Validate, score and decide an application; store it, its decision and the audit events together.
 
@@ -134,6 +138,9 @@ def application_submit(*, product: Product, fields: Any, submitted_by: AbstractB
     now = timezone.now()
     snapshot = json_safe(inputs)
     with transaction.atomic(durable=True):
+        # EU AI Act Art. 14: while the switch is on, a person decides every application.
+        manual_review = manual_review_enabled()
+        outcome = REFERRED if manual_review else verdict.outcome
         application = Application.objects.create(
             product=product,
             values=json_safe({**inputs, **parts["context"]}),
@@ -147,7 +154,7 @@ def application_submit(*, product: Product, fields: Any, submitted_by: AbstractB
         decision = Decision.objects.create(
             application=application,
             model_version=model_version,
-            outcome=verdict.outcome,
+            outcome=outcome,
             probability_of_default=probability,
             inputs=snapshot,
             inputs_sha256=inputs_sha256(inputs),
@@ -155,6 +162,7 @@ def application_submit(*, product: Product, fields: Any, submitted_by: AbstractB
             refer_band=spec.policy.refer_band,
             knockout=verdict.knockout.name if verdict.knockout else "",
             knockout_reason=verdict.knockout.reason if verdict.knockout else "",
+            manual_review=manual_review,
             decided_at=now,
         )
         audit_record(event_type="application.submitted", subject=application, actor=submitted_by,
@@ -164,5 +172,50 @@ def application_submit(*, product: Product, fields: Any, submitted_by: AbstractB
                      data={"application": str(application.public_id), "outcome": decision.outcome,
                            "probability_of_default": probability, "model_version": model_version.version,
                            "model_content_hash": model_version.content_hash,
-                           "inputs_sha256": decision.inputs_sha256, "knockout": decision.knockout})
+                           "inputs_sha256": decision.inputs_sha256, "knockout": decision.knockout,
+                           "policy_outcome": verdict.outcome, "manual_review": manual_review})
+        explanation_request_create(decision=decision)
     return decision
+
+
+def officer_decide(*, decision: Decision, officer: AbstractBaseUser, action: str, factors: Sequence[str] = (),
+                   comment: str = "") -> OfficerAction:
+    """An officer approves, denies, overrides the model or asks for information (EU AI Act Art. 14), audited
+    with the old and new outcome in the same transaction.
+
+    The final outcome is the latest deciding action's (``audit.adverse.decision_final``). A denial states
+    exactly the officer's factors as its reasons (Reg B comments 9(b)(2)-6 and -7): model-input names,
+    reason keys or "other: <specific wording>"; factors that cannot be stated raise
+    ``OfficerDecisionInvalid`` and nothing is kept. After commit the notice is prepared (again).
+    """
+    from audit.adverse import adverse_action_publish, decision_final, officer_outcome, officer_statement_record
+
+    cleaned = [str(factor).strip() for factor in factors if str(factor).strip()]
+    with transaction.atomic(durable=True):
+        locked = (Decision.objects.select_for_update().select_related("application__product", "model_version")
+                  .get(pk=decision.pk))
+        before = decision_final(decision=locked)
+        outcome = officer_outcome(decision=locked, action=action)
+        officer_action = OfficerAction.objects.create(decision=locked, officer=officer, action=action, outcome=outcome,
+                                                      factors=cleaned, comment=comment.strip(),
+                                                      created_at=timezone.now())
+        # EU AI Act Art. 12/14 logging: overrides with the overseer's id, old and new values.
+        audit_record(event_type="decision.officer_action", subject=locked, actor=officer, data={
+            "officer_action": officer_action.pk, "action": action, "factors": cleaned, "comment": comment.strip(),
+            "model_outcome": locked.outcome, "old_outcome": before.outcome, "new_outcome": outcome or before.outcome})
+        officer_statement_record(decision=locked, action=officer_action)
+        decision_id = locked.pk
+        transaction.on_commit(lambda: adverse_action_publish(decision_ids=[decision_id]))
+    return officer_action
+
+
+def manual_review_set(*, enabled: bool, changed_by: AbstractBaseUser, reason: str) -> ManualReviewSwitch:
+    """Turn manual review of every new application on or off (admin only; checked by the caller)."""
+    if not reason.strip():
+        raise InvalidApplication("say why", fields={"reason": ["is required: say why the switch changes"]})
+    with transaction.atomic():
+        switch = ManualReviewSwitch.objects.create(enabled=enabled, reason=reason.strip(), changed_by=changed_by,
+                                                   changed_at=timezone.now())
+        audit_record(event_type="manual_review.switched", subject=switch, actor=changed_by,
+                     data={"enabled": enabled, "reason": switch.reason})
+    return switch

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -62,6 +63,7 @@ from scoring.features import BOOLEAN, NATIVE, NUMERIC, ONEHOT, FieldEncoding, to
 from scoring.policy import APPROVED, policy_decide
 from scoring.predict import ScoringModel
 from scoring.spec import FieldSpec, ProductSpec
+from scoring.treeshap import TreeShap, _goes_left
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -73,6 +75,9 @@ MONEY_UNITS = ("USD", "EUR", "DM", "GBP")
 CATEGORY_COST = 1.0
 
 NOT_FOUND = "no actionable change within the valid ranges reaches approval"
+MAX_FRONTIER_FIELDS = 3  # the frontier search handles combinations of up to three fields
+OPTIONS_CACHE_SIZE = 200_000
+STATUS_FOUND, STATUS_CORNER, STATUS_NONE = 0, 1, 2
 _NO_THRESHOLDS: FloatArray = np.zeros(0, dtype=np.float64)
 
 
@@ -181,7 +186,8 @@ class RecourseSearch:
     read from the model's reference sample) and call :meth:`find` per application."""
 
     def __init__(self, model: ScoringModel, spec: ProductSpec, *, steps: int = GRID_STEPS,
-                 max_changed_fields: int = MAX_CHANGED_FIELDS) -> None:
+                 max_changed_fields: int = MAX_CHANGED_FIELDS, kernel: TreeShap | None = None,
+                 use_kernel: bool = True) -> None:
         if not model.matches_spec(spec):
             raise ValueError(f"model {model.version} was not trained for spec {spec.slug!r} "
                              f"({spec.spec_hash[:12]})")
@@ -215,14 +221,318 @@ class RecourseSearch:
         self.actionable: tuple[_Actionable, ...] = tuple(actionable)
         self.actionable_fields: tuple[str, ...] = tuple(a.enc.name for a in actionable)
         self.spreads: dict[str, float] = {a.enc.name: a.spread for a in actionable if a.enc.kind == NUMERIC}
-        self._thresholds = _split_thresholds(model.booster.dump_model(),
-                                             {a.enc.first for a in actionable if a.enc.kind == NUMERIC})
+        dump = model.booster.dump_model()
+        self._thresholds = _split_thresholds(dump, {a.enc.first for a in actionable if a.enc.kind == NUMERIC})
+        self._options_cache: dict[tuple[int, Any], _Options | None] = {}
+        self._combination_cache: dict[tuple[tuple[int, ...], frozenset[int]], tuple[IntArray, IntArray]] = {}
+        # The search's own exact margins (scoring.treeshap): per-tree node patterns, so that a candidate,
+        # which differs from the application in a few actionable fields, is scored by re-deciding only the
+        # nodes that split on those fields. Without per-tree tables, LightGBM scores every candidate row.
+        if kernel is None and use_kernel:
+            try:
+                kernel = TreeShap(model.booster)
+            except ValueError:
+                kernel = None
+        self._kernel = kernel if kernel is not None and kernel.per_tree else None
+        # Monotone constraints as trained: the frontier search relies on them (see _all_monotone).
+        trained = list(dump.get("monotone_constraints") or [])
+        self._trained_monotone = {a.enc.first: (trained[a.enc.first] if a.enc.first < len(trained) else 0)
+                                  for a in actionable}
+        if self._kernel is not None:
+            self._tables = _SearchTables.build(self._kernel, self.actionable, self._thresholds, self)
 
     # --- public ------------------------------------------------------------------------------------
 
     def find(self, values: Mapping[str, Any], *, features: FloatArray | None = None,
              reasons: Sequence[str] = ()) -> Recourse:
         """The cheapest verified change to actionable fields that makes ``values`` an approval."""
+        return self.find_many([values], features=None if features is None else
+                              np.asarray(features, dtype=np.float64).reshape(1, -1), reasons=[reasons])[0]
+
+    def find_many(self, values: Sequence[Mapping[str, Any]], *, features: FloatArray | None = None,
+                  reasons: Sequence[Sequence[str]] | None = None, probabilities: Sequence[float] | None = None,
+                  patterns: npt.NDArray[np.int32] | None = None) -> list[Recourse]:
+        """:meth:`find` for many applications at once: the same result for each, bit for bit.
+
+        ``features`` (rows, n_features) are the encoded rows if the caller has them; ``probabilities`` the
+        PDs ``model.score`` gives (computed if not given); ``patterns`` the rows' per-tree node patterns
+        (``TreeShap.explain(keep_patterns=True)``), computed if not given."""
+        n = len(values)
+        reasons = [()] * n if reasons is None else reasons
+        encoder = self.model.encoder
+        x = (np.vstack([encoder.encode_row(v) for v in values]) if features is None
+             else np.array(features, dtype=np.float64, copy=True, order="C").reshape(n, -1)) if n else \
+            np.zeros((0, encoder.n_features), dtype=np.float64)
+        if self._kernel is None:
+            return [self._find_one_legacy(v, features=x[i], reasons=reasons[i]) for i, v in enumerate(values)]
+        if probabilities is None:
+            margins = self._kernel.margins(x, threads=1)
+            calibration = self.model.calibration
+            probabilities = [calibration.pd(m) for m in margins.tolist()]
+        results: list[Recourse | None] = [None] * n
+        jobs: list[_Job] = []
+        for i, row_values in enumerate(values):
+            result, job = self._prepare(i, row_values, x[i], float(probabilities[i]))
+            if result is not None:
+                results[i] = result
+            elif job is not None:
+                jobs.append(job)
+        if jobs:
+            if patterns is None or len(patterns) != n:
+                rows = np.array([job.row for job in jobs], dtype=np.int64)
+                own = self._kernel.explain(x[rows], threads=1, keep_patterns=True)[2]
+                assert own is not None
+                for k, job in enumerate(jobs):
+                    job.pattern = own[k]
+            else:
+                for job in jobs:
+                    job.pattern = patterns[job.row]
+            self._search(jobs, x)
+            for job, result in zip(jobs, self._verify_many(jobs, values, reasons), strict=True):
+                results[job.row] = result
+        out = [r for r in results if r is not None]
+        assert len(out) == n
+        return out
+
+    # --- the batch search ----------------------------------------------------------------------------
+
+    def _prepare(self, row: int, values: Mapping[str, Any], x: FloatArray,
+                 probability: float) -> tuple[Recourse | None, _Job | None]:
+        """Everything up to the search itself: the early answers, else the row's options."""
+        version = self.model.version
+        if policy_decide(self.spec.policy, probability, values).outcome == APPROVED:
+            return Recourse(found=True, new_probability=probability, verified=True, cost=0.0,
+                            note="already approved; nothing needs to change", model_version=version), None
+        required: set[int] = set()
+        for rule in self.spec.policy.knockouts:
+            if not rule.applies(values.get(rule.field)):
+                continue
+            position = next((i for i, a in enumerate(self.actionable)
+                             if a.enc.name == rule.field and a.enc.kind == NUMERIC), None)
+            if position is None:
+                return Recourse(found=False, model_version=version,
+                                note=f"knockout {rule.name!r} applies to {rule.field!r}, which the applicant "
+                                     "cannot change"), None
+            required.add(position)
+        if not self.actionable:
+            return Recourse(found=False, model_version=version,
+                            note="the product has no actionable fields; " + NOT_FOUND), None
+        options = [opt for opt in (self._cached_options(i, a, x, values) for i, a in enumerate(self.actionable))
+                   if opt is not None]
+        if any(all(opt.position != r for opt in options) for r in required):
+            return Recourse(found=False, model_version=version,
+                            note="a knockout applies and its field has no valid value outside it; "
+                                 + NOT_FOUND), None
+        if not options:
+            return Recourse(found=False, model_version=version,
+                            note="every actionable field is already at its bound; " + NOT_FOUND), None
+        frontier = (not required and self._all_monotone(options)
+                    and self.max_changed_fields <= MAX_FRONTIER_FIELDS)
+        job = _Job(row=row, options=options, frontier=frontier)
+        if not frontier:
+            choice, costs, counts = self._combinations(options, required)
+            job.choice = choice[np.lexsort((np.arange(len(costs)), counts, costs))]
+        return None, job
+
+    def _cached_options(self, position: int, act: _Actionable, x: FloatArray,
+                        values: Mapping[str, Any]) -> _Options | None:
+        """:meth:`_options`, remembered per field and current value (they depend on nothing else)."""
+        enc = act.enc
+        key: tuple[int, Any]
+        if enc.kind in (ONEHOT, NATIVE):
+            current = values.get(enc.name)
+            key = (position, current if isinstance(current, str) else None)
+            if not isinstance(current, str) and current is not None:
+                return self._options(position, act, x, values)
+        else:
+            number = float(x[enc.first])
+            key = (position, number if math.isfinite(number) else None)
+        try:
+            return self._options_cache[key]
+        except KeyError:
+            pass
+        found = self._options(position, act, x, values)
+        if len(self._options_cache) >= OPTIONS_CACHE_SIZE:
+            self._options_cache.clear()
+        self._options_cache[key] = found
+        return found
+
+    def _all_monotone(self, options: Sequence[_Options]) -> bool:
+        """:func:`_all_monotone`, and every field's main feature trained with that monotone constraint."""
+        return _all_monotone(options) and all(
+            self._trained_monotone.get(opt.enc.first, 0) == opt.enc.monotone for opt in options)
+
+    def _combinations(self, options: Sequence[_Options],
+                      required: set[int]) -> tuple[IntArray, FloatArray, IntArray]:
+        key = (tuple(len(opt.values) for opt in options),
+               frozenset(k for k, opt in enumerate(options) if opt.position in required))
+        cached = self._combination_cache.get(key)
+        if cached is None:
+            choice, _, counts = _combinations(options, self.max_changed_fields, required)
+            if len(self._combination_cache) >= OPTIONS_CACHE_SIZE:
+                self._combination_cache.clear()
+            cached = self._combination_cache[key] = (choice, counts)
+        choice, counts = cached
+        costs = np.zeros(len(choice), dtype=np.float64)
+        for k, opt in enumerate(options):
+            chosen = choice[:, k]
+            costs += np.where(chosen >= 0, opt.costs[np.maximum(chosen, 0)], 0.0)
+        return choice, costs, counts
+
+    def _search(self, jobs: Sequence[_Job], x: FloatArray) -> None:
+        """Run the compiled search over every job at once; fills each job's grid choice, refined values,
+        outcome and count of scored candidates."""
+        tables = self._tables
+        slot_start = [0]
+        slot_position: list[int] = []
+        option_start = [0]
+        numbers: list[FloatArray] = []
+        costs: list[FloatArray] = []
+        signs: list[IntArray] = []
+        blocks: list[FloatArray] = []
+        choice_start = [0]
+        choices: list[IntArray] = []
+        for job in jobs:
+            for opt in job.options:
+                slot_position.append(opt.position)
+                option_start.append(option_start[-1] + len(opt.values))
+                numbers.append(opt.numbers)
+                costs.append(opt.costs)
+                signs.append(opt.signs)
+                blocks.append(opt.blocks.reshape(-1))
+            slot_start.append(len(slot_position))
+            if job.choice is not None:
+                choices.append(job.choice.reshape(-1))
+                choice_start.append(choice_start[-1] + job.choice.size)
+            else:
+                choice_start.append(choice_start[-1])
+        n_slots = len(slot_position)
+        rows = np.ascontiguousarray(x[[job.row for job in jobs]])
+        own = np.ascontiguousarray(np.vstack([job.pattern for job in jobs]), dtype=np.int32)
+        status = np.zeros(len(jobs), dtype=np.int64)
+        scored = np.zeros(len(jobs), dtype=np.int64)
+        grid = np.full(n_slots, -1, dtype=np.int64)
+        refined = np.full(n_slots, np.nan, dtype=np.float64)
+        refine_scored = np.zeros(len(jobs), dtype=np.int64)
+        _search_rows(rows, own, np.array(slot_start, dtype=np.int64), np.array(slot_position, dtype=np.int64),
+                     np.array(option_start, dtype=np.int64), _cat(numbers, np.float64), _cat(costs, np.float64),
+                     _cat(signs, np.int64), _cat(blocks, np.float64),
+                     np.array([job.frontier for job in jobs], dtype=np.bool_),
+                     np.array(choice_start, dtype=np.int64), _cat(choices, np.int64),
+                     self.max_changed_fields, self._a, self._b, self._logit_line,
+                     tables.pattern_start, tables.pattern_value, tables.clear, tables.field_first,
+                     tables.field_width, tables.field_numeric, tables.node_start, tables.node_tree, tables.node_bit,
+                     tables.node_column, tables.node_threshold, tables.node_default_left, tables.node_missing,
+                     tables.threshold_start, tables.threshold_value, tables.threshold_down, tables.threshold_up,
+                     tables.threshold_down_ok, tables.threshold_up_ok,
+                     status, scored, grid, refined, refine_scored)
+        for k, job in enumerate(jobs):
+            first, last = slot_start[k], slot_start[k + 1]
+            job.status = int(status[k])
+            job.scored = int(scored[k])
+            job.refine_scored = int(refine_scored[k])
+            job.grid = grid[first:last].tolist()
+            job.refined = refined[first:last].tolist()
+
+    def _verify_many(self, jobs: Sequence[_Job], values: Sequence[Mapping[str, Any]],
+                     reasons: Sequence[Sequence[str]]) -> list[Recourse]:
+        """Verify every job's refined candidate (then, where that fails, its grid winner) by re-scoring the
+        changed applications with the model version's own scoring (LightGBM, one batch)."""
+        version = self.model.version
+        out: list[Recourse | None] = [None] * len(jobs)
+        tries: list[tuple[int, dict[int, tuple[Any, FloatArray]], int]] = []
+        fallbacks: dict[int, dict[int, tuple[Any, FloatArray]]] = {}
+        for k, job in enumerate(jobs):
+            options = job.options
+            if job.status == STATUS_CORNER:
+                extremes = ", ".join(f"{opt.enc.name} {_show(opt.values[-1])}" for opt in options)
+                out[k] = Recourse(found=False, model_version=version, candidates_scored=job.scored,
+                                  note=f"{NOT_FOUND} (even {extremes} together is not approved)")
+                continue
+            if job.status == STATUS_NONE:
+                out[k] = Recourse(found=False, model_version=version, candidates_scored=job.scored,
+                                  note=f"{NOT_FOUND} (searched {job.scored} combinations of up to "
+                                       f"{self.max_changed_fields} fields)")
+                continue
+            grid_state: dict[int, tuple[Any, FloatArray]] = {}
+            refined_state: dict[int, tuple[Any, FloatArray]] = {}
+            for q, opt in enumerate(options):
+                index = job.grid[q]
+                if index < 0:
+                    continue
+                grid_state[opt.position] = (opt.values[index], opt.blocks[index])
+                if opt.enc.kind == NUMERIC:
+                    winner = float(job.refined[q])
+                    block = np.zeros(opt.enc.width, dtype=np.float64)
+                    block[0] = winner
+                    refined_state[opt.position] = (_typed(opt.spec, winner), block)
+                else:
+                    refined_state[opt.position] = grid_state[opt.position]
+            tries.append((k, dict(sorted(refined_state.items())), job.scored + job.refine_scored))
+            fallbacks[k] = dict(sorted(grid_state.items()))
+        for attempt in range(2):
+            if not tries:
+                break
+            changed = [self._changed(values[jobs[k].row], state) for k, state, _ in tries]
+            probabilities = self._score_many([c[0] for c in changed])
+            retry: list[tuple[int, dict[int, tuple[Any, FloatArray]], int]] = []
+            for (k, state, scored), (changed_values, changes, cost), probability in zip(
+                    tries, changed, probabilities, strict=True):
+                if policy_decide(self.spec.policy, probability, changed_values).outcome == APPROVED:
+                    out[k] = self._found(changes, cost, probability, reasons[jobs[k].row], scored)
+                elif attempt == 0:
+                    retry.append((k, fallbacks[k], scored))
+                else:
+                    out[k] = Recourse(found=False, model_version=version, candidates_scored=scored,
+                                      note="the best candidate did not verify when re-scored through model.score; "
+                                           "no recourse is reported")
+            tries = retry
+        return [r for r in out if r is not None]
+
+    def _changed(self, values: Mapping[str, Any], state: Mapping[int, tuple[Any, FloatArray]]
+                 ) -> tuple[dict[str, Any], list[tuple[str, Any, Any]], float]:
+        changed = dict(values)
+        changes: list[tuple[str, Any, Any]] = []
+        cost = 0.0
+        for pos in sorted(state):
+            act = self.actionable[pos]
+            new_value, _ = state[pos]
+            old_value = values.get(act.enc.name)
+            changed[act.enc.name] = new_value
+            changes.append((act.enc.name, old_value, new_value))
+            if act.enc.kind == NUMERIC:
+                cost += abs(to_float(new_value) - to_float(old_value)) / act.spread
+            else:
+                cost += CATEGORY_COST
+        return changed, changes, cost
+
+    def _score_many(self, rows: Sequence[Mapping[str, Any]]) -> list[float]:
+        """``model.score`` of each mapping, in one LightGBM call: the same encoding (``encode_row``), the
+        same raw margin (LightGBM scores each row on its own, whatever the batch), the same calibration."""
+        model = self.model
+        matrix = np.vstack([model.encoder.encode_row(v) for v in rows])
+        margins = model.booster.predict(matrix, raw_score=True, num_threads=1)
+        return [model.calibration.pd(float(m)) for m in margins]
+
+    def _found(self, changes: Sequence[tuple[str, Any, Any]], cost: float, probability: float,
+               reasons: Sequence[str], scored: int) -> Recourse:
+        reason_set = set(reasons)
+        names = [name for name, _, _ in changes]
+        in_reasons = tuple(n for n in names if n in reason_set)
+        not_in = tuple(n for n in names if n not in reason_set)
+        note = "approved after changing " + ", ".join(
+            f"{name} from {_show(old)} to {_show(new)}" for name, old, new in changes)
+        if not_in:
+            note += f"; not among the stated reasons: {', '.join(not_in)}"
+        return Recourse(found=True, changes=tuple(changes), new_probability=probability, verified=True,
+                        cost=cost, changed_fields_in_reasons=in_reasons, fields_not_in_reasons=not_in,
+                        note=note, model_version=self.model.version, candidates_scored=scored)
+
+    # --- the one-at-a-time search, scored by LightGBM -------------------------------------------------
+
+    def _find_one_legacy(self, values: Mapping[str, Any], *, features: FloatArray | None = None,
+                         reasons: Sequence[str] = ()) -> Recourse:
+        """The search scored by LightGBM, one application at a time (models without per-tree tables)."""
         model = self.model
         x = (model.encoder.encode_row(values) if features is None
              else np.asarray(features, dtype=np.float64).reshape(-1)).copy()
@@ -442,6 +752,488 @@ def find_recourse(model: ScoringModel, spec: ProductSpec, values: Mapping[str, A
                   reasons: Sequence[str] = ()) -> Recourse:
     """One-off convenience: build a :class:`RecourseSearch` and run it (reuse the search for many rows)."""
     return RecourseSearch(model, spec).find(values, reasons=reasons)
+
+
+# --- the compiled search ------------------------------------------------------------------------------
+
+@dataclass
+class _Job:
+    """One application's search: its options, how to search them, and what the search found."""
+
+    row: int
+    options: list[_Options]
+    frontier: bool
+    choice: IntArray | None = None  # the generic search's combinations, in cost order
+    pattern: npt.NDArray[np.int32] | None = None
+    status: int = STATUS_NONE
+    scored: int = 0
+    refine_scored: int = 0
+    grid: list[int] | None = None
+    refined: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class _SearchTables:
+    """What the compiled search needs from the model, per actionable field: the nodes (of every tree)
+    that split on the field's columns, their bits in the tree's node pattern, and for numeric fields the
+    split thresholds of the main feature with the grid values just below and above each one."""
+
+    pattern_start: IntArray
+    pattern_value: FloatArray
+    clear: npt.NDArray[np.int32]  # (actionable fields, trees): the field's node bits per tree
+    field_first: IntArray
+    field_width: IntArray
+    field_numeric: npt.NDArray[np.bool_]
+    node_start: IntArray
+    node_tree: IntArray
+    node_bit: npt.NDArray[np.int32]
+    node_column: IntArray
+    node_threshold: FloatArray
+    node_default_left: npt.NDArray[np.bool_]
+    node_missing: IntArray
+    threshold_start: IntArray
+    threshold_value: FloatArray
+    threshold_down: FloatArray
+    threshold_up: FloatArray
+    threshold_down_ok: npt.NDArray[np.bool_]
+    threshold_up_ok: npt.NDArray[np.bool_]
+
+    @classmethod
+    def build(cls, kernel: TreeShap, actionable: Sequence[_Actionable], thresholds: Mapping[int, FloatArray],
+              search: RecourseSearch) -> _SearchTables:
+        node_start_of_tree = kernel._node_start
+        features = kernel._node_feature
+        n_trees = kernel.n_trees
+        clear = np.zeros((len(actionable), n_trees), dtype=np.int32)
+        node_start = [0]
+        tree, bit, column, threshold, default_left, missing = [], [], [], [], [], []
+        thr_start = [0]
+        thr_value: list[float] = []
+        thr_down: list[float] = []
+        thr_up: list[float] = []
+        down_ok: list[bool] = []
+        up_ok: list[bool] = []
+        for position, act in enumerate(actionable):
+            first, width = act.enc.first, act.enc.width
+            for t in range(n_trees):
+                for j in range(int(node_start_of_tree[t]), int(node_start_of_tree[t + 1])):
+                    feature = int(features[j])
+                    if first <= feature < first + width:
+                        local = 1 << (j - int(node_start_of_tree[t]))
+                        clear[position, t] |= local
+                        tree.append(t)
+                        bit.append(local)
+                        column.append(feature - first)
+                        threshold.append(float(kernel._node_threshold[j]))
+                        default_left.append(bool(kernel._node_default_left[j]))
+                        missing.append(int(kernel._node_missing[j]))
+            node_start.append(len(tree))
+            if act.enc.kind == NUMERIC:
+                for value in thresholds.get(first, _NO_THRESHOLDS).tolist():
+                    floor = Decimal(repr(value)).quantize(act.resolution, rounding=ROUND_FLOOR)
+                    down, up = float(floor), float(floor + act.resolution)
+                    thr_value.append(value)
+                    thr_down.append(down)
+                    thr_up.append(up)
+                    down_ok.append(search._allowed(act.enc, down))
+                    up_ok.append(search._allowed(act.enc, up))
+            thr_start.append(len(thr_value))
+        return cls(
+            pattern_start=kernel._pattern_start, pattern_value=kernel._pattern_value, clear=clear,
+            field_first=np.array([a.enc.first for a in actionable], dtype=np.int64),
+            field_width=np.array([a.enc.width for a in actionable], dtype=np.int64),
+            field_numeric=np.array([a.enc.kind == NUMERIC for a in actionable], dtype=np.bool_),
+            node_start=np.array(node_start, dtype=np.int64), node_tree=np.array(tree, dtype=np.int64),
+            node_bit=np.array(bit, dtype=np.int32), node_column=np.array(column, dtype=np.int64),
+            node_threshold=np.array(threshold, dtype=np.float64),
+            node_default_left=np.array(default_left, dtype=np.bool_), node_missing=np.array(missing, dtype=np.int64),
+            threshold_start=np.array(thr_start, dtype=np.int64), threshold_value=np.array(thr_value, dtype=np.float64),
+            threshold_down=np.array(thr_down, dtype=np.float64), threshold_up=np.array(thr_up, dtype=np.float64),
+            threshold_down_ok=np.array(down_ok, dtype=np.bool_), threshold_up_ok=np.array(up_ok, dtype=np.bool_))
+
+
+def _cat(parts: Sequence[npt.NDArray[Any]], dtype: Any) -> npt.NDArray[Any]:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
+
+
+@numba.njit(cache=True)
+def _block_bits(position: int, block: FloatArray, node_start: IntArray, node_tree: IntArray,
+                node_bit: npt.NDArray[np.int32], node_column: IntArray, node_threshold: FloatArray,
+                node_default_left: npt.NDArray[np.bool_], node_missing: IntArray,
+                out: npt.NDArray[np.int32]) -> None:
+    """The node bits of the field at ``position`` (per tree) for the field's columns set to ``block``."""
+    out[:] = 0
+    for n in range(node_start[position], node_start[position + 1]):
+        if _goes_left(block[node_column[n]], node_threshold[n], node_default_left[n], node_missing[n]):
+            out[node_tree[n]] |= node_bit[n]
+
+
+@numba.njit(cache=True)
+def _approved(base: npt.NDArray[np.int32], bits: npt.NDArray[np.int32], index: IntArray,
+              pattern_start: IntArray, pattern_value: FloatArray, a: float, b: float, line: float) -> bool:
+    """Whether the candidate whose field q uses ``bits[q, index[q]]`` is approved: its raw margin is the
+    same leaf values LightGBM adds, in the same order (bit for bit ``booster.predict``)."""
+    total = 0.0
+    n_slots = index.shape[0]
+    for t in range(base.shape[0]):
+        pattern = base[t]
+        for q in range(n_slots):
+            pattern |= bits[q, index[q], t]
+        total += pattern_value[pattern_start[t] + pattern]
+    return (a * total + b) < line
+
+
+@numba.njit(cache=True)
+def _search_rows(rows: FloatArray, own: npt.NDArray[np.int32], slot_start: IntArray, slot_position: IntArray,
+                 option_start: IntArray, numbers: FloatArray, costs: FloatArray, signs: IntArray,
+                 blocks: FloatArray, frontier: npt.NDArray[np.bool_], choice_start: IntArray, choices: IntArray,
+                 max_changed: int, a: float, b: float, line: float, pattern_start: IntArray,
+                 pattern_value: FloatArray, clear: npt.NDArray[np.int32], field_first: IntArray,
+                 field_width: IntArray, field_numeric: npt.NDArray[np.bool_], node_start: IntArray,
+                 node_tree: IntArray, node_bit: npt.NDArray[np.int32], node_column: IntArray,
+                 node_threshold: FloatArray, node_default_left: npt.NDArray[np.bool_], node_missing: IntArray,
+                 threshold_start: IntArray, threshold_value: FloatArray, threshold_down: FloatArray,
+                 threshold_up: FloatArray, threshold_down_ok: npt.NDArray[np.bool_],
+                 threshold_up_ok: npt.NDArray[np.bool_], status: IntArray, scored: IntArray, grid: IntArray,
+                 refined: FloatArray, refine_scored: IntArray) -> None:
+    n_trees = pattern_start.shape[0] - 1
+    block_offset = 0
+    for r in range(rows.shape[0]):
+        s0 = slot_start[r]
+        n_slots = slot_start[r + 1] - s0
+        sizes = np.empty(n_slots, dtype=np.int64)
+        offsets = np.empty(n_slots, dtype=np.int64)  # first block value of each slot's options
+        widest = 0
+        for q in range(n_slots):
+            sizes[q] = option_start[s0 + q + 1] - option_start[s0 + q]
+            offsets[q] = block_offset
+            block_offset += sizes[q] * field_width[slot_position[s0 + q]]
+            widest = max(widest, sizes[q])
+        custom = widest + 1  # bits index of a refined value; 0 is the current value, 1 + o option o
+        bits = np.empty((n_slots, widest + 2, n_trees), dtype=np.int32)  # rows filled on first use
+        have = np.zeros((n_slots, widest + 2), dtype=np.bool_)
+        base = own[r].copy()
+        for q in range(n_slots):
+            position = slot_position[s0 + q]
+            for t in range(n_trees):
+                base[t] &= ~clear[position, t]
+                bits[q, 0, t] = own[r, t] & clear[position, t]
+            have[q, 0] = True
+        index = np.zeros(n_slots, dtype=np.int64)  # bits index per slot
+        count = 0
+
+        # --- the grid search ----------------------------------------------------------------------
+        best = np.full(n_slots, -1, dtype=np.int64)
+        found = False
+        if frontier[r]:
+            # the corner: every field at its last option
+            for q in range(n_slots):
+                index[q] = sizes[q]
+            for q in range(n_slots):
+                if not have[q, index[q]]:
+                    position = slot_position[s0 + q]
+                    w = field_width[position]
+                    start = offsets[q] + (index[q] - 1) * w
+                    _block_bits(position, blocks[start:start + w], node_start, node_tree, node_bit, node_column,
+                                node_threshold, node_default_left, node_missing, bits[q, index[q]])
+                    have[q, index[q]] = True
+            count += 1
+            if not _approved(base, bits, index, pattern_start, pattern_value, a, b, line):
+                status[r] = STATUS_CORNER
+                scored[r] = count
+                continue
+            best_cost = np.inf
+            limit = min(max_changed, n_slots)
+            # One field: its smallest approved option (a field's approved options are a suffix). Only options
+            # cheaper than the best so far are worth finding (``cap``): probing the dearest of them first
+            # settles most subsets in one candidate.
+            for fa in range(n_slots):
+                ca = costs[option_start[s0 + fa]:option_start[s0 + fa + 1]]
+                cap = _cap(ca, 0.0, best_cost)
+                if cap < 0:
+                    continue
+                index[:] = 0
+                k, _, evaluated = _smallest(fa, sizes[fa], cap, s0, offsets, bits, have, index, base, slot_position,
+                                            field_width, blocks, node_start, node_tree, node_bit, node_column,
+                                            node_threshold, node_default_left, node_missing, pattern_start,
+                                            pattern_value, a, b, line, sizes[fa])
+                count += evaluated
+                if k >= 0 and ca[k] < best_cost:
+                    best_cost = ca[k]
+                    best[:] = -1
+                    best[fa] = k
+            # Two fields: per option i of the first, the smallest approved option of the second; it can only
+            # fall as i rises (a staircase), so the last one found bounds the next search from above.
+            if limit >= 2:
+                for fa in range(n_slots):
+                    ca = costs[option_start[s0 + fa]:option_start[s0 + fa + 1]]
+                    for fb in range(fa + 1, n_slots):
+                        cb = costs[option_start[s0 + fb]:option_start[s0 + fb + 1]]
+                        index[:] = 0
+                        upper = sizes[fb]  # an option known to approve; sizes[fb]: none known
+                        for i in range(sizes[fa]):
+                            cap = _cap(cb, ca[i], best_cost)
+                            if cap < 0:
+                                break
+                            _set(fa, i, s0, offsets, bits, have, index, slot_position, field_width, blocks,
+                                 node_start, node_tree, node_bit, node_column, node_threshold, node_default_left,
+                                 node_missing)
+                            k, upper, evaluated = _smallest(fb, upper, cap, s0, offsets, bits, have, index, base,
+                                                            slot_position, field_width, blocks, node_start,
+                                                            node_tree, node_bit, node_column, node_threshold,
+                                                            node_default_left, node_missing, pattern_start,
+                                                            pattern_value, a, b, line, sizes[fb])
+                            count += evaluated
+                            if k >= 0 and ca[i] + cb[k] < best_cost:
+                                best_cost = ca[i] + cb[k]
+                                best[:] = -1
+                                best[fa] = i
+                                best[fb] = k
+            # Three fields: per pair (i, j) of the first two, the smallest approved option of the third, bounded
+            # by what (i - 1, j) and (i, j - 1) needed.
+            if limit >= 3:
+                for fa in range(n_slots):
+                    ca = costs[option_start[s0 + fa]:option_start[s0 + fa + 1]]
+                    for fb in range(fa + 1, n_slots):
+                        cb = costs[option_start[s0 + fb]:option_start[s0 + fb + 1]]
+                        for fc in range(fb + 1, n_slots):
+                            cc = costs[option_start[s0 + fc]:option_start[s0 + fc + 1]]
+                            if (ca[0] + cb[0]) + cc[0] >= best_cost:
+                                continue
+                            index[:] = 0
+                            previous = np.full(sizes[fb], sizes[fc], dtype=np.int64)  # known bounds at i - 1
+                            for i in range(sizes[fa]):
+                                if (ca[i] + cb[0]) + cc[0] >= best_cost:
+                                    break
+                                _set(fa, i, s0, offsets, bits, have, index, slot_position, field_width, blocks,
+                                     node_start, node_tree, node_bit, node_column, node_threshold,
+                                     node_default_left, node_missing)
+                                current = np.full(sizes[fb], sizes[fc], dtype=np.int64)
+                                left = sizes[fc]  # known bound at (i, j - 1)
+                                for j in range(sizes[fb]):
+                                    cap = _cap(cc, ca[i] + cb[j], best_cost)
+                                    if cap < 0:
+                                        break
+                                    _set(fb, j, s0, offsets, bits, have, index, slot_position, field_width, blocks,
+                                         node_start, node_tree, node_bit, node_column, node_threshold,
+                                         node_default_left, node_missing)
+                                    k, known, evaluated = _smallest(fc, min(previous[j], left), cap, s0, offsets,
+                                                                    bits, have, index, base, slot_position,
+                                                                    field_width, blocks, node_start, node_tree,
+                                                                    node_bit, node_column, node_threshold,
+                                                                    node_default_left, node_missing, pattern_start,
+                                                                    pattern_value, a, b, line, sizes[fc])
+                                    count += evaluated
+                                    current[j] = known
+                                    left = known
+                                    if k >= 0 and (ca[i] + cb[j]) + cc[k] < best_cost:
+                                        best_cost = (ca[i] + cb[j]) + cc[k]
+                                        best[:] = -1
+                                        best[fa] = i
+                                        best[fb] = j
+                                        best[fc] = k
+                                previous = current
+            found = best_cost < np.inf
+        else:
+            n_choices = (choice_start[r + 1] - choice_start[r]) // max(n_slots, 1)
+            for c in range(n_choices):
+                start = choice_start[r] + c * n_slots
+                for q in range(n_slots):
+                    index[q] = choices[start + q] + 1
+                    if not have[q, index[q]]:
+                        position = slot_position[s0 + q]
+                        w = field_width[position]
+                        first = offsets[q] + (index[q] - 1) * w
+                        _block_bits(position, blocks[first:first + w], node_start, node_tree, node_bit,
+                                    node_column, node_threshold, node_default_left, node_missing, bits[q, index[q]])
+                        have[q, index[q]] = True
+                count += 1
+                if _approved(base, bits, index, pattern_start, pattern_value, a, b, line):
+                    for q in range(n_slots):
+                        best[q] = choices[start + q]
+                    found = True
+                    break
+        scored[r] = count
+        if not found:
+            status[r] = STATUS_NONE
+            continue
+        status[r] = STATUS_FOUND
+        for q in range(n_slots):
+            grid[s0 + q] = best[q]
+
+        # --- refinement: each changed numeric field, largest cost share first, pulled back to the nearest
+        # value (on its resolution grid, just past a split threshold) that keeps the approval ---------------
+        for q in range(n_slots):
+            index[q] = best[q] + 1
+            if not have[q, index[q]]:
+                position = slot_position[s0 + q]
+                w = field_width[position]
+                first = offsets[q] + (index[q] - 1) * w
+                _block_bits(position, blocks[first:first + w], node_start, node_tree, node_bit, node_column,
+                            node_threshold, node_default_left, node_missing, bits[q, index[q]])
+                have[q, index[q]] = True
+        order = np.empty(n_slots, dtype=np.int64)
+        order_cost = np.empty(n_slots, dtype=np.float64)
+        n_numeric = 0
+        for q in range(n_slots):
+            if best[q] >= 0 and field_numeric[slot_position[s0 + q]]:
+                order[n_numeric] = q
+                order_cost[n_numeric] = costs[option_start[s0 + q] + best[q]]
+                n_numeric += 1
+        for u in range(1, n_numeric):  # insertion sort by (-cost, slot)
+            v = u
+            while v > 0 and (order_cost[v] > order_cost[v - 1] or
+                             (order_cost[v] == order_cost[v - 1] and order[v] < order[v - 1])):
+                order[v], order[v - 1] = order[v - 1], order[v]
+                order_cost[v], order_cost[v - 1] = order_cost[v - 1], order_cost[v]
+                v -= 1
+        extra = 0
+        for u in range(n_numeric):
+            q = order[u]
+            position = slot_position[s0 + q]
+            w = field_width[position]
+            option = option_start[s0 + q] + best[q]
+            current = rows[r, field_first[position]]
+            sign = signs[option]
+            winner = numbers[option]
+            previous = current
+            for o in range(best[q] - 1, -1, -1):
+                if signs[option_start[s0 + q] + o] == sign:
+                    previous = numbers[option_start[s0 + q] + o]
+                    break
+            low = min(previous, winner)
+            high = max(previous, winner)
+            t0, t1 = threshold_start[position], threshold_start[position + 1]
+            points = np.empty(t1 - t0 + 1, dtype=np.float64)
+            allowed = np.empty(t1 - t0 + 1, dtype=np.bool_)
+            n_points = 0
+            for t in range(t0, t1):
+                threshold = threshold_value[t]
+                if threshold < low or threshold > high:
+                    continue
+                value = threshold_down[t] if sign < 0 else threshold_up[t]
+                ok = threshold_down_ok[t] if sign < 0 else threshold_up_ok[t]
+                if (value - current) * sign > 0 and (value - previous) * sign > 0 and (value - winner) * sign <= 0:
+                    points[n_points] = value
+                    allowed[n_points] = ok
+                    n_points += 1
+            points[n_points] = winner
+            allowed[n_points] = True
+            n_points += 1
+            for u2 in range(1, n_points):  # nearest the current value first
+                v = u2
+                while v > 0 and abs(points[v] - current) < abs(points[v - 1] - current):
+                    points[v], points[v - 1] = points[v - 1], points[v]
+                    allowed[v], allowed[v - 1] = allowed[v - 1], allowed[v]
+                    v -= 1
+            kept = 0
+            for u2 in range(n_points):
+                if u2 > 0 and points[u2] == points[u2 - 1]:
+                    continue  # the same grid value from two thresholds
+                if points[u2] == winner or allowed[u2]:
+                    points[kept] = points[u2]
+                    kept += 1
+            block = np.zeros(w, dtype=np.float64)
+            if kept > 1:
+                index[q] = custom
+                for u2 in range(kept):
+                    block[0] = points[u2]
+                    _block_bits(position, block, node_start, node_tree, node_bit, node_column, node_threshold,
+                                node_default_left, node_missing, bits[q, custom])
+                    extra += 1
+                    if _approved(base, bits, index, pattern_start, pattern_value, a, b, line):
+                        winner = points[u2]
+                        break
+            block[0] = winner
+            _block_bits(position, block, node_start, node_tree, node_bit, node_column, node_threshold,
+                        node_default_left, node_missing, bits[q, custom])
+            index[q] = custom
+            refined[s0 + q] = winner
+        refine_scored[r] = extra
+
+
+@numba.njit(cache=True)
+def _set(q: int, option: int, s0: int, offsets: IntArray, bits: npt.NDArray[np.int32],
+         have: npt.NDArray[np.bool_], index: IntArray, slot_position: IntArray, field_width: IntArray,
+         blocks: FloatArray, node_start: IntArray, node_tree: IntArray, node_bit: npt.NDArray[np.int32],
+         node_column: IntArray, node_threshold: FloatArray, node_default_left: npt.NDArray[np.bool_],
+         node_missing: IntArray) -> None:
+    """Point slot q at option ``option`` (-1: its current value), computing the option's bits once."""
+    index[q] = option + 1
+    if not have[q, option + 1]:
+        position = slot_position[s0 + q]
+        w = field_width[position]
+        start = offsets[q] + option * w
+        _block_bits(position, blocks[start:start + w], node_start, node_tree, node_bit, node_column, node_threshold,
+                    node_default_left, node_missing, bits[q, option + 1])
+        have[q, option + 1] = True
+
+
+@numba.njit(cache=True)
+def _probe(q: int, option: int, s0: int, offsets: IntArray, bits: npt.NDArray[np.int32],
+           have: npt.NDArray[np.bool_], index: IntArray, base: npt.NDArray[np.int32], slot_position: IntArray,
+           field_width: IntArray, blocks: FloatArray, node_start: IntArray, node_tree: IntArray,
+           node_bit: npt.NDArray[np.int32], node_column: IntArray, node_threshold: FloatArray,
+           node_default_left: npt.NDArray[np.bool_], node_missing: IntArray, pattern_start: IntArray,
+           pattern_value: FloatArray, a: float, b: float, line: float) -> bool:
+    _set(q, option, s0, offsets, bits, have, index, slot_position, field_width, blocks, node_start, node_tree,
+         node_bit, node_column, node_threshold, node_default_left, node_missing)
+    return _approved(base, bits, index, pattern_start, pattern_value, a, b, line)
+
+
+@numba.njit(cache=True)
+def _cap(option_costs: FloatArray, base_cost: float, best_cost: float) -> int:
+    """The dearest option whose total cost ``base_cost + option cost`` is still below ``best_cost`` (-1: none)."""
+    k = option_costs.shape[0] - 1
+    while k >= 0 and not base_cost + option_costs[k] < best_cost:
+        k -= 1
+    return k
+
+
+@numba.njit(cache=True)
+def _smallest(q: int, upper: int, cap: int, s0: int, offsets: IntArray, bits: npt.NDArray[np.int32],
+              have: npt.NDArray[np.bool_], index: IntArray, base: npt.NDArray[np.int32], slot_position: IntArray,
+              field_width: IntArray, blocks: FloatArray, node_start: IntArray, node_tree: IntArray,
+              node_bit: npt.NDArray[np.int32], node_column: IntArray, node_threshold: FloatArray,
+              node_default_left: npt.NDArray[np.bool_], node_missing: IntArray, pattern_start: IntArray,
+              pattern_value: FloatArray, a: float, b: float, line: float, size: int) -> tuple[int, int, int]:
+    """The smallest option of slot q, up to ``cap``, that approves with the other slots as they are.
+
+    ``upper``: an option known to approve (``size``: none known). The approved options of a slot are a
+    suffix (monotone model): probe one step below the known (or capped) approving option, then bisect.
+    Returns (that option or -1 if none up to ``cap`` approves, the smallest option now known to approve
+    or ``size``, candidates scored)."""
+    evaluated = 0
+    if cap < 0:
+        return -1, upper, 0
+    if upper > cap:
+        evaluated += 1
+        if not _probe(q, cap, s0, offsets, bits, have, index, base, slot_position, field_width, blocks,
+                      node_start, node_tree, node_bit, node_column, node_threshold, node_default_left, node_missing,
+                      pattern_start, pattern_value, a, b, line):
+            index[q] = 0
+            return -1, upper, evaluated
+        hi = cap
+    else:
+        hi = upper
+    lo = -1
+    if hi > 0:
+        evaluated += 1
+        if _probe(q, hi - 1, s0, offsets, bits, have, index, base, slot_position, field_width, blocks, node_start,
+                  node_tree, node_bit, node_column, node_threshold, node_default_left, node_missing, pattern_start,
+                  pattern_value, a, b, line):
+            hi -= 1
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                evaluated += 1
+                if _probe(q, mid, s0, offsets, bits, have, index, base, slot_position, field_width, blocks,
+                          node_start, node_tree, node_bit, node_column, node_threshold, node_default_left,
+                          node_missing, pattern_start, pattern_value, a, b, line):
+                    hi = mid
+                else:
+                    lo = mid
+    index[q] = 0
+    return hi, hi, evaluated
 
 
 # --- helpers ---------------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ matrix (method ``linear-exact``, ``Explainer.explain_benchmark``).
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from collections.abc import Mapping, Sequence
@@ -67,10 +68,11 @@ import numpy.typing as npt
 
 from scoring.calibration import LogisticBenchmark, sigmoid
 from scoring.counterfactual import Recourse, RecourseSearch
-from scoring.features import BOOLEAN, NATIVE, NUMERIC, ONEHOT, FeatureEncoder
+from scoring.features import BOOLEAN, NATIVE, NUMERIC, ONEHOT, FeatureEncoder, _to_bool_float, to_float
 from scoring.policy import APPROVED, policy_decide
 from scoring.predict import ScoringModel
 from scoring.spec import ProductSpec
+from scoring.treeshap import TreeShap
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -176,13 +178,22 @@ class Explanation:
             "probability_attributions": dict(self.probability_attributions),
             "base_value_all": self.base_value_all,
             "attributions_all": dict(self.attributions_all),
-            "feature_attributions": dict(self.feature_attributions),
+            "feature_attributions": _lean_features(self.feature_attributions, self.attributions),
             "negative_ranked": list(self.negative_ranked),
             "checks": self.checks.to_dict(),
             "recourse": None if self.recourse is None else self.recourse.to_dict(),
-            "reference_values": _json_safe(self.reference_values),
-            "reference_group": _json_safe(self.reference_group),
+            "reference_values": _json_safe_shared(self.reference_values),
+            "reference_group": _json_safe_shared(self.reference_group),
         }
+
+    def to_json(self) -> str:
+        """The stored text: exactly ``json.dumps(self.to_dict(), allow_nan=False)``, written without building
+        the dict (templates per key set, floats through ``float.__repr__`` as json does); anything unusual
+        (a non-finite or non-float number, an unexpected detail) goes through ``json.dumps`` itself."""
+        try:
+            return _fast_json(self)
+        except _Slow:
+            return _JSON.encode(self.to_dict())
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Explanation:
@@ -198,7 +209,7 @@ class Explanation:
             decision=str(raw["decision"]), attributions=floats("attributions"),
             probability_attributions=floats("probability_attributions"),
             base_value_all=float(raw["base_value_all"]), attributions_all=floats("attributions_all"),
-            feature_attributions=floats("feature_attributions"),
+            feature_attributions=_full_features(floats("feature_attributions"), floats("attributions")),
             negative_ranked=tuple(str(f) for f in raw["negative_ranked"]),
             checks=Checks.from_dict(raw["checks"]),
             recourse=None if recourse is None else Recourse.from_dict(recourse),
@@ -228,7 +239,179 @@ class ReferenceGroup:
                 "selection": f"the {self.size} reference rows with PD nearest below the approval line"}
 
 
+_JSON = json.JSONEncoder(allow_nan=False)
+# JSON-safe copies of the mappings every explanation of a model shares (reference values and group),
+# made once: keyed by identity, holding the original so that its id cannot be reused.
+_SHARED: dict[int, tuple[Any, Any]] = {}
+_SHARED_LIMIT = 256
+
+
+def _json_safe_shared(value: Any) -> Any:
+    """``_json_safe`` of a flat mapping shared by many explanations, converted once (a fresh dict each call)."""
+    cached = _SHARED.get(id(value))
+    if cached is None or cached[0] is not value:
+        safe = _json_safe(value)
+        if not isinstance(safe, dict) or any(isinstance(v, dict | list) for v in safe.values()):
+            return safe  # not flat: a shared copy could be changed through a caller's nested reference
+        if len(_SHARED) >= _SHARED_LIMIT:
+            _SHARED.clear()
+        _SHARED[id(value)] = cached = (value, safe)
+    return dict(cached[1])
+
+
+# --- the stored JSON text, fast ---------------------------------------------------------------------------
+
+class _Slow(Exception):
+    """Something the fast writer does not handle: the caller uses json.dumps on to_dict() instead."""
+
+
+_TEXT_LIMIT = 20_000
+_STRINGS: dict[str, str] = {}
+_FLOAT_TEMPLATES: dict[tuple[str, ...], str] = {}
+_SHARED_TEXT: dict[int, tuple[Any, str]] = {}
+_TOP = ('{"model_version": %s, "explainer_version": %s, "method": %s, "seed": %s, "reference": %s, '
+        '"base_value": %s, "output": %s, "probability": %s, "base_probability": %s, "decision": %s, '
+        '"attributions": %s, "probability_attributions": %s, "base_value_all": %s, "attributions_all": %s, '
+        '"feature_attributions": %s, "negative_ranked": %s, "checks": {"additivity": %s, "determinism": %s, '
+        '"faithfulness": %s, "all_passed": %s}, "recourse": %s, "reference_values": %s, "reference_group": %s}')
+
+
+def _j_str(text: Any) -> str:
+    if type(text) is not str:
+        raise _Slow
+    out = _STRINGS.get(text)
+    if out is None:
+        out = json.dumps(text)
+        if len(_STRINGS) < _TEXT_LIMIT:
+            _STRINGS[text] = out
+    return out
+
+
+def _j_scalar(value: Any) -> str:
+    kind = type(value)
+    if kind is float:
+        if value - value != 0.0:  # inf or nan
+            raise _Slow
+        return float.__repr__(value)
+    if kind is str:
+        return _j_str(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    if value is None:
+        return "null"
+    raise _Slow
+
+
+def _j_floats(mapping: Mapping[str, Any]) -> str:
+    """A mapping of str to finite floats, as json writes it (one %-template per key tuple)."""
+    if type(mapping) is not dict:
+        raise _Slow
+    keys = tuple(mapping)
+    template = _FLOAT_TEMPLATES.get(keys)
+    if template is None:
+        template = "{" + ", ".join(_j_str(k).replace("%", "%%") + ": %r" for k in keys) + "}"
+        if len(_FLOAT_TEMPLATES) < _TEXT_LIMIT:
+            _FLOAT_TEMPLATES[keys] = template
+    values = tuple(mapping.values())
+    for value in values:
+        if type(value) is not float:
+            raise _Slow
+    if not math.isfinite(sum(values)):
+        raise _Slow
+    return template % values
+
+
+def _j_detail(detail: Mapping[str, Any]) -> str:
+    """A check's detail (what _json_safe leaves unchanged: str keys, scalars, float mappings)."""
+    if type(detail) is not dict:
+        raise _Slow
+    parts = []
+    for key, value in detail.items():
+        parts.append(_j_str(key) + ": " + (_j_floats(value) if type(value) is dict else _j_scalar(value)))
+    return "{" + ", ".join(parts) + "}"
+
+
+def _j_check(check: Check) -> str:
+    if type(check.passed) is not bool:
+        raise _Slow
+    return '{"passed": ' + ("true" if check.passed else "false") + ', "detail": ' + _j_detail(check.detail) + "}"
+
+
+def _j_shared(mapping: Any) -> str:
+    """The JSON text of a mapping every explanation of a model shares, made once."""
+    cached = _SHARED_TEXT.get(id(mapping))
+    if cached is None or cached[0] is not mapping:
+        if len(_SHARED_TEXT) >= _SHARED_LIMIT:
+            _SHARED_TEXT.clear()
+        cached = _SHARED_TEXT[id(mapping)] = (mapping, _JSON.encode(_json_safe(mapping)))
+    return cached[1]
+
+
+def _fast_json(e: Explanation) -> str:
+    checks = e.checks
+    all_passed = checks.all_passed
+    if type(all_passed) is not bool:
+        raise _Slow
+    return _TOP % (
+        _j_str(e.model_version), _j_str(e.explainer_version), _j_str(e.method), _j_scalar(e.seed),
+        _j_str(e.reference), _j_scalar(e.base_value), _j_scalar(e.output), _j_scalar(e.probability),
+        _j_scalar(e.base_probability), _j_str(e.decision), _j_floats(e.attributions),
+        _j_floats(e.probability_attributions), _j_scalar(e.base_value_all), _j_floats(e.attributions_all),
+        _j_floats(_lean_features(e.feature_attributions, e.attributions)),
+        "[" + ", ".join([_j_str(f) for f in e.negative_ranked]) + "]",
+        _j_check(checks.additivity), _j_check(checks.determinism), _j_check(checks.faithfulness),
+        "true" if all_passed else "false",
+        "null" if e.recourse is None else _JSON.encode(e.recourse.to_dict()),
+        _j_shared(e.reference_values), _j_shared(e.reference_group))
+
+
+def _single_feature_fields(features: Sequence[str], fields: Sequence[str]) -> frozenset[str]:
+    """The fields whose only feature carries the field's own name (its attribution is the field's)."""
+    return frozenset(f for f in fields if f in features and not any(
+        k.startswith(f + "=") or k.startswith(f + " (") for k in features))
+
+
+_LEAN: dict[tuple[tuple[str, ...], tuple[str, ...]], frozenset[str]] = {}
+
+
+def _lean_features(features: Mapping[str, float], attributions: Mapping[str, float]) -> dict[str, float]:
+    """The stored per-feature attributions: a field with a single feature of its own name is left out (its
+    value is the field's attribution, bit for bit: a one-column sum). :func:`_full_features` puts it back."""
+    key = (tuple(features), tuple(attributions))
+    single = _LEAN.get(key)
+    if single is None:
+        if len(_LEAN) >= _SHARED_LIMIT:
+            _LEAN.clear()
+        single = _LEAN[key] = _single_feature_fields(key[0], key[1])
+    return {k: v for k, v in features.items() if k not in single}
+
+
+def _full_features(stored: Mapping[str, float], attributions: Mapping[str, float]) -> dict[str, float]:
+    """Every feature's attribution, in feature order, from the lean stored form."""
+    out: dict[str, float] = {}
+    for field_name, value in attributions.items():
+        own = [k for k in stored if k == field_name or k.startswith(field_name + "=")
+               or k.startswith(field_name + " (")]
+        if own:
+            out.update((k, stored[k]) for k in own)
+        else:
+            out[field_name] = value
+    out.update((k, v) for k, v in stored.items() if k not in out)
+    return out
+
+
 def _json_safe(value: Any) -> Any:
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): _json_safe(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_json_safe(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -276,6 +459,42 @@ def decode_features(encoder: FeatureEncoder, spec: ProductSpec, row: FloatArray)
             out[enc.name] = None if math.isnan(main) else enc.categories[int(main)]
         elif enc.kind == BOOLEAN:
             out[enc.name] = None if math.isnan(main) else bool(main)
+    return out
+
+
+def encode_many(encoder: FeatureEncoder, rows: Sequence[Mapping[str, Any]]) -> FloatArray:
+    """``np.vstack([encoder.encode_row(v) for v in rows])``, bit for bit, a column at a time: the same
+    conversions (``to_float`` for numbers, special codes compared on the converted float, the category
+    lookups and ``_to_bool_float`` of scoring.features) without a Python call per cell."""
+    n = len(rows)
+    out = np.zeros((n, encoder.n_features), dtype=np.float64)
+    if n == 0:
+        return out
+    for enc in encoder.fields:
+        name = enc.name
+        column = [row.get(name) for row in rows]
+        if enc.kind == NUMERIC:
+            numbers = np.array([value if type(value) is float else to_float(value) for value in column],
+                               dtype=np.float64)
+            for code in encoder._special[name]:
+                hit = numbers == code
+                if hit.any():
+                    slot = encoder._indicator[name].get(code)
+                    if slot is not None:
+                        out[hit, slot] = 1.0
+                    numbers[hit] = math.nan
+            out[:, enc.first] = numbers
+        elif enc.kind in (ONEHOT, NATIVE):
+            lookup = encoder._category_index[name]
+            index = np.array([lookup.get(value, -1) if isinstance(value, str) else -1
+                              for value in column], dtype=np.int64)
+            if enc.kind == ONEHOT:
+                rows_hit = np.flatnonzero(index >= 0)
+                out[rows_hit, enc.first + index[rows_hit]] = 1.0
+            else:
+                out[:, enc.first] = np.where(index >= 0, index.astype(np.float64), math.nan)
+        else:
+            out[:, enc.first] = [_to_bool_float(value) for value in column]
     return out
 
 
@@ -357,11 +576,31 @@ class _Backend:
     def log_odds(self, rows: FloatArray, threads: int) -> FloatArray:
         raise NotImplementedError
 
+    def compute(self, rows: FloatArray, threads: int, keep: bool) -> tuple[FloatArray, FloatArray, Any]:
+        """(contributions, log-odds, state for :meth:`moved_log_odds` or None)."""
+        return self.contributions(rows, threads), self.log_odds(rows, threads), None
+
+    def prepare_moves(self, representative: FloatArray) -> Any:
+        return None
+
+    def moved_log_odds(self, rows: FloatArray, state: Any, representative: FloatArray, moves: Any,
+                       threads: int) -> FloatArray:
+        """(rows, fields): the log-odds with each field in turn moved to the representative's value."""
+        n_fields = len(self.encoder.fields)
+        moved = np.repeat(rows, n_fields, axis=0)
+        for k, enc in enumerate(self.encoder.fields):
+            moved[k::n_fields, enc.first:enc.first + enc.width] = representative[enc.first:enc.first + enc.width]
+        return self.log_odds(moved, threads).reshape(len(rows), n_fields)
+
 
 class _TreeBackend(_Backend):
+    """LightGBM through our own exact kernels (scoring.treeshap: TreeSHAP values equal to ``pred_contrib``
+    to ~1e-15, margins equal to ``predict(raw_score=True)`` bit for bit), or through LightGBM itself when
+    the model has something the kernels do not reproduce (native categorical splits)."""
+
     method = METHOD_TREE
 
-    def __init__(self, model: ScoringModel) -> None:
+    def __init__(self, model: ScoringModel, *, use_own: bool = True) -> None:
         self.model = model
         self.encoder = model.encoder
         self.column_names = model.encoder.feature_names
@@ -369,15 +608,54 @@ class _TreeBackend(_Backend):
         self.a = float(model.calibration.a)
         self.b = float(model.calibration.b)
         self.n_features = model.encoder.n_features
+        self.kernel: TreeShap | None = None
+        if use_own:
+            try:
+                self.kernel = TreeShap(model.booster)
+            except ValueError:
+                self.kernel = None
+        self.ranges = [(enc.first, enc.first + enc.width) for enc in model.encoder.fields]
+
+    @property
+    def engine(self) -> str:
+        return "candor-treeshap" if self.kernel is not None else "lightgbm-pred-contrib"
 
     def contributions(self, rows: FloatArray, threads: int) -> FloatArray:
-        contrib = np.asarray(self.model.booster.predict(rows, pred_contrib=True, num_threads=threads),
-                             dtype=np.float64)
+        if self.kernel is not None:
+            contrib = self.kernel.explain(rows, threads)[0]
+        else:
+            contrib = np.asarray(self.model.booster.predict(rows, pred_contrib=True, num_threads=threads),
+                                 dtype=np.float64)
         out: FloatArray = self.a * contrib[:, :self.n_features]
         return out
 
     def log_odds(self, rows: FloatArray, threads: int) -> FloatArray:
-        raw = np.asarray(self.model.booster.predict(rows, raw_score=True, num_threads=threads), dtype=np.float64)
+        if self.kernel is not None:
+            raw = self.kernel.margins(rows, threads)
+        else:
+            raw = np.asarray(self.model.booster.predict(rows, raw_score=True, num_threads=threads), dtype=np.float64)
+        out: FloatArray = self.a * raw + self.b
+        return out
+
+    def compute(self, rows: FloatArray, threads: int, keep: bool) -> tuple[FloatArray, FloatArray, Any]:
+        if self.kernel is None:
+            return super().compute(rows, threads, keep)
+        contrib, raw, patterns = self.kernel.explain(rows, threads, keep_patterns=keep)
+        return self.a * contrib[:, :self.n_features], self.a * raw + self.b, patterns
+
+    def prepare_moves(self, representative: FloatArray) -> Any:
+        if self.kernel is None or not self.kernel.per_tree:
+            return None
+        return self.kernel.moved_masks(representative, self.ranges)
+
+    def moved_log_odds(self, rows: FloatArray, state: Any, representative: FloatArray, moves: Any,
+                       threads: int) -> FloatArray:
+        if self.kernel is None:
+            return super().moved_log_odds(rows, state, representative, moves, threads)
+        if state is not None and moves is not None:
+            raw = self.kernel.moved_from_patterns(state, moves[0], moves[1], threads)
+        else:
+            raw = self.kernel.moved_margins(rows, representative, self.ranges, threads)
         out: FloatArray = self.a * raw + self.b
         return out
 
@@ -418,6 +696,7 @@ class _Prepared:
     base_all: float
     representative: FloatArray  # encoded representative row of the cutoff group (backend's encoder)
     reference_values: Mapping[str, Any]
+    moves: Any = None  # the backend's precomputed faithfulness moves (prepare_moves)
 
 
 @dataclass(frozen=True)
@@ -427,6 +706,7 @@ class _Core:
     field_cut: FloatArray
     field_all: FloatArray
     output: FloatArray
+    state: Any = None
 
 
 # --- the explainer ---------------------------------------------------------------------------------
@@ -438,7 +718,10 @@ _CACHE_LOCK = threading.Lock()
 class Explainer:
     """Explains one model's decisions. Build with :meth:`for_model` (cached per model version and spec)."""
 
-    def __init__(self, model: ScoringModel, spec: ProductSpec) -> None:
+    def __init__(self, model: ScoringModel, spec: ProductSpec, *, own_kernel: bool = True) -> None:
+        """``own_kernel=False``: LightGBM's ``pred_contrib`` and ``predict`` instead of scoring.treeshap
+        (the same numbers to ~1e-15, several times slower); models the kernel cannot reproduce exactly
+        (native categorical splits) use LightGBM anyway."""
         if not model.matches_spec(spec):
             raise ValueError(f"model {model.version} was not trained for spec {spec.slug!r} "
                              f"({spec.spec_hash[:12]})")
@@ -448,16 +731,17 @@ class Explainer:
         self.fields: tuple[str, ...] = model.encoder.field_names
         reference = np.ascontiguousarray(model.reference, dtype=np.float64)
         self._reference = reference
-        tree = _TreeBackend(model)
+        tree = _TreeBackend(model, use_own=own_kernel)
         reference_log_odds = tree.log_odds(reference, 0)
         self.reference_probabilities = np.array([sigmoid(v) for v in reference_log_odds.tolist()],
                                                 dtype=np.float64)
         self.reference_group = cutoff_group(self.reference_probabilities, self.approval_line)
         self._group_rows = np.array(self.reference_group.rows, dtype=np.int64)
+        self._group_summary = self.reference_group.summary()
         self._tree = self._prepare(tree, reference)
         self._linear: _Prepared | None = None
         self._linear_lock = threading.Lock()
-        self.recourse_search = RecourseSearch(model, spec)
+        self.recourse_search = RecourseSearch(model, spec, kernel=tree.kernel, use_kernel=own_kernel)
 
     @classmethod
     def for_model(cls, model: ScoringModel, spec: ProductSpec) -> Explainer:
@@ -482,8 +766,8 @@ class Explainer:
     def explain(self, values: Mapping[str, Any], *, with_recourse: bool = True) -> Explanation:
         """Explain one application (cleaned values, as validate_fields returns)."""
         encoder = self.model.encoder
-        first = encoder.encode_row(values).reshape(1, -1)
-        second = encoder.encode_row(values).reshape(1, -1)
+        first = encode_many(encoder, [values])
+        second = encode_many(encoder, [values])
         return self._explain_rows(self._tree, first, second, [values], with_recourse, threads=1)[0]
 
     def explain_many(self, rows: Sequence[Mapping[str, Any]] | FloatArray, *, with_recourse: bool = True,
@@ -517,8 +801,8 @@ class Explainer:
                 first = np.ascontiguousarray(matrix[start:stop])
                 second = np.array(matrix[start:stop], dtype=np.float64, copy=True, order="C")
             else:
-                first = np.vstack([encoder.encode_row(v) for v in row_values[start:stop]])
-                second = np.vstack([encoder.encode_row(v) for v in row_values[start:stop]])
+                first = encode_many(encoder, row_values[start:stop])
+                second = encode_many(encoder, row_values[start:stop])  # encoded again: part of the recomputation
             out += self._explain_rows(self._tree, first, second, row_values[start:stop], with_recourse,
                                       threads=num_threads)
         return out
@@ -546,6 +830,7 @@ class Explainer:
             base_all=float(log_odds.mean()),
             representative=representative,
             reference_values=_display_values(backend.encoder, self.spec, representative),
+            moves=backend.prepare_moves(representative),
         )
 
     def _linear_prepared(self) -> _Prepared:
@@ -567,9 +852,9 @@ class Explainer:
 
     # --- the computation ---------------------------------------------------------------------------
 
-    def _core(self, prepared: _Prepared, rows: FloatArray, threads: int) -> _Core:
+    def _core(self, prepared: _Prepared, rows: FloatArray, threads: int, keep: bool = False) -> _Core:
         backend = prepared.backend
-        contributions = backend.contributions(rows, threads)
+        contributions, output, state = backend.compute(rows, threads, keep)
         feature_cut = contributions - prepared.mean_cut
         feature_all = contributions - prepared.mean_all
         return _Core(
@@ -577,13 +862,14 @@ class Explainer:
             feature_all=feature_all,
             field_cut=np.add.reduceat(feature_cut, backend.starts, axis=1),
             field_all=np.add.reduceat(feature_all, backend.starts, axis=1),
-            output=backend.log_odds(rows, threads),
+            output=output,
+            state=state,
         )
 
     def _explain_rows(self, prepared: _Prepared, first: FloatArray, second: FloatArray,
                       values: Sequence[Mapping[str, Any]], with_recourse: bool, threads: int) -> list[Explanation]:
         backend = prepared.backend
-        core = self._core(prepared, first, threads)
+        core = self._core(prepared, first, threads, keep=True)
         again = self._core(prepared, second, threads)
         n = len(first)
         fields = self.fields
@@ -612,11 +898,8 @@ class Explainer:
         positive = (core.field_cut > 0.0).sum(axis=1)
 
         # faithfulness: every field moved to the cutoff group's representative value, one predict call
-        representative = prepared.representative
-        moved = np.repeat(first, n_fields, axis=0)
-        for k, enc in enumerate(backend.encoder.fields):
-            moved[k::n_fields, enc.first:enc.first + enc.width] = representative[enc.first:enc.first + enc.width]
-        moved_log_odds = backend.log_odds(moved, threads).reshape(n, n_fields)
+        moved_log_odds = backend.moved_log_odds(first, core.state, prepared.representative, prepared.moves,
+                                                threads)
 
         base_probability = sigmoid(prepared.base_cut)
         outputs = core.output.tolist()
@@ -625,29 +908,47 @@ class Explainer:
         feature_rows = core.feature_cut.tolist()
         moved_rows = moved_log_odds.tolist()
         ranked_rows = ranked.tolist()
-        group_summary = self.reference_group.summary()
+        group_summary = self._group_summary
+        positives = positive.tolist()
+        probabilities = [sigmoid(output) for output in outputs]
+        negatives = [tuple(fields[j] for j in ranked_rows[i][:positives[i]]) for i in range(n)]
+        decisions = [policy_decide(self.spec.policy, probabilities[i], values[i]).outcome for i in range(n)]
+        recourses: list[Recourse | None] = [None] * n
+        if with_recourse and backend.method == METHOD_TREE:
+            wanted = [i for i in range(n) if decisions[i] != APPROVED]
+            if wanted:
+                state = core.state
+                found = self.recourse_search.find_many(
+                    [values[i] for i in wanted], features=first[wanted],
+                    reasons=[negatives[i][:MAX_REASONS] for i in wanted],
+                    probabilities=[probabilities[i] for i in wanted],
+                    patterns=None if state is None else state[wanted])
+                for i, recourse in zip(wanted, found, strict=True):
+                    recourses[i] = recourse
+        additive_rows = additive.tolist()
+        residual_rows, residual_all_rows = residual.tolist(), residual_all.tolist()
+        grouping_rows, grouping_all_rows = grouping.tolist(), grouping_all.tolist()
+        identical_rows, largest_rows = identical.tolist(), largest.tolist()
+        column_names = backend.column_names
         results: list[Explanation] = []
         for i in range(n):
             output = outputs[i]
-            probability = sigmoid(output)
+            probability = probabilities[i]
             attributions = dict(zip(fields, field_cut_rows[i], strict=True))
-            negative = tuple(fields[j] for j in ranked_rows[i][:int(positive[i])])
+            negative = negatives[i]
             reasons = negative[:MAX_REASONS]
             delta = output - prepared.base_cut
             slope = ((probability - base_probability) / delta if abs(delta) > 1e-12
                      else probability * (1.0 - probability))
-            row_values = values[i]
-            decision = policy_decide(self.spec.policy, probability, row_values).outcome
-            recourse = None
-            if with_recourse and backend.method == METHOD_TREE and decision != APPROVED:
-                recourse = self.recourse_search.find(row_values, features=first[i], reasons=reasons)
+            decision = decisions[i]
+            recourse = recourses[i]
             checks = Checks(
-                additivity=Check(bool(additive[i]), {
-                    "residual": float(residual[i]), "residual_all": float(residual_all[i]),
-                    "grouping_difference": float(grouping[i]), "grouping_difference_all": float(grouping_all[i]),
+                additivity=Check(additive_rows[i], {
+                    "residual": residual_rows[i], "residual_all": residual_all_rows[i],
+                    "grouping_difference": grouping_rows[i], "grouping_difference_all": grouping_all_rows[i],
                     "tolerance": ADDITIVITY_TOLERANCE}),
-                determinism=Check(bool(identical[i]), {"identical": bool(identical[i]),
-                                                       "max_abs_difference": float(largest[i])}),
+                determinism=Check(identical_rows[i], {"identical": identical_rows[i],
+                                                      "max_abs_difference": largest_rows[i]}),
                 faithfulness=_faithfulness(fields, reasons, probability, moved_rows[i]),
             )
             results.append(Explanation(
@@ -665,7 +966,7 @@ class Explainer:
                 probability_attributions={f: v * slope for f, v in attributions.items()},
                 base_value_all=prepared.base_all,
                 attributions_all=dict(zip(fields, field_all_rows[i], strict=True)),
-                feature_attributions=dict(zip(backend.column_names, feature_rows[i], strict=True)),
+                feature_attributions=dict(zip(column_names, feature_rows[i], strict=True)),
                 negative_ranked=negative,
                 checks=checks,
                 recourse=recourse,
@@ -677,20 +978,21 @@ class Explainer:
 
 def _faithfulness(fields: Sequence[str], reasons: Sequence[str], probability: float,
                   moved_log_odds: Sequence[float]) -> Check:
+    """Passed if moving the top stated reason to the cutoff group's representative value (its encoded
+    features) lowers the PD more than moving any field that is not a stated reason. Recorded: the top
+    reason, the strongest non-reason (ties: the earlier field) and every field's PD change ``delta_pd``
+    (the reasons themselves are the explanation's ``negative_ranked[:MAX_REASONS]``)."""
     deltas = {f: probability - sigmoid(v) for f, v in zip(fields, moved_log_odds, strict=True)}
     if not reasons:
         return Check(True, {"note": "no negative contributors", "delta_pd": deltas})
     top = reasons[0]
-    others = [f for f in fields if f not in reasons]
-    strongest = max(others, key=lambda f: (deltas[f], -fields.index(f))) if others else None
+    strongest = None
+    best = -math.inf
+    for f in fields:
+        if f not in reasons and (strongest is None or deltas[f] > best):
+            strongest, best = f, deltas[f]
     passed = strongest is None or deltas[top] > deltas[strongest]
-    return Check(passed, {
-        "reasons": list(reasons), "top_reason": top, "top_reason_delta_pd": deltas[top],
-        "largest_non_reason": strongest,
-        "largest_non_reason_delta_pd": None if strongest is None else deltas[strongest],
-        "delta_pd": deltas,
-        "moved_to": "the cutoff group's representative value (encoded features)",
-    })
+    return Check(passed, {"top_reason": top, "largest_non_reason": strongest, "delta_pd": deltas})
 
 
 def explain(model: ScoringModel, spec: ProductSpec, values: Mapping[str, Any], *,

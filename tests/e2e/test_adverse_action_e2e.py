@@ -74,8 +74,12 @@ def test_a_denial_made_through_the_api_gets_reasons_a_notice_an_email_and_a_cust
         made = submit(client, credit_score=560, revolving_utilization=97.5)
         approved = submit(client, credit_score=780, revolving_utilization=10.0)
         assert (made["outcome"], approved["outcome"]) == ("denied", "approved")
-        wait_for(lambda: Notice.objects.filter(sent_at__isnull=False).exists(), timeout=120,
-                 what=f"the notice to be sent (worker log: {tmp_path / 'worker.log'})", interval=0.2)
+        try:
+            wait_for(lambda: Notice.objects.filter(sent_at__isnull=False).exists(), timeout=120,
+                     what="the notice to be sent", interval=0.2)
+        except AssertionError as exc:
+            log = (tmp_path / "worker.log").read_text(errors="replace")
+            raise AssertionError(f"{exc}; the worker's log ends:\n{log[-6000:]}") from None
 
     # --- the API: at most four reasons, the notice's URLs and hashes --------------------------------------
     body = client.get(made["links"]["self"]).json()

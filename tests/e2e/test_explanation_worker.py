@@ -29,20 +29,30 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def submit(client: Client, **overrides: Any) -> dict[str, Any]:
-    response = client.post("/api/v1/applications", data=json.dumps({"product": "demo", "fields": demo_fields(**overrides)}),
-                           content_type="application/json")
+    response = client.post(
+        "/api/v1/applications",
+        data=json.dumps({"product": "demo", "fields": demo_fields(**overrides)}),
+        content_type="application/json",
+    )
     assert response.status_code == 201, response.content
     return response.json()  # type: ignore[no-any-return]
 
 
 def test_decisions_made_through_the_api_are_explained_by_a_real_worker(
-        transactional_db: None, approved_demo: ModelVersion, officer: User, client_for: Callable[[User], Client],
-        broker: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    transactional_db: None,
+    approved_demo: ModelVersion,
+    officer: User,
+    client_for: Callable[[User], Client],
+    broker: tuple[str, dict[str, str]],
+    tmp_path: Path,
+) -> None:
     client = client_for(officer)
     url, env = broker
     with running(Worker(url, tmp_path / "worker.log", env)):
-        made = [submit(client, credit_score=score, revolving_utilization=util)
-                for score, util in ((780, 10.0), (640, 85.0), (560, 97.5))]
+        made = [
+            submit(client, credit_score=score, revolving_utilization=util)
+            for score, util in ((780, 10.0), (640, 85.0), (560, 97.5))
+        ]
         wait_for(lambda: Explanation.objects.count() == 3, timeout=60, what="three explanations")
 
     for decision in made:
@@ -56,6 +66,7 @@ def test_decisions_made_through_the_api_are_explained_by_a_real_worker(
         assert abs(total - explanation["output"]) <= 1e-6
         # The explanation's output is the decision's own score, on the log-odds scale.
         from math import exp
+
         assert abs(1 / (1 + exp(-explanation["output"])) - body["probability_of_default"]) < 1e-9
         if body["outcome"] != "approved":
             assert explanation["recourse"] is not None
@@ -64,8 +75,13 @@ def test_decisions_made_through_the_api_are_explained_by_a_real_worker(
 
 
 def test_with_the_broker_down_decisions_succeed_and_are_explained_once_it_is_back(
-        transactional_db: None, approved_demo: ModelVersion, officer: User, client_for: Callable[[User], Client],
-        own_redis: RedisServer, tmp_path: Path) -> None:
+    transactional_db: None,
+    approved_demo: ModelVersion,
+    officer: User,
+    client_for: Callable[[User], Client],
+    own_redis: RedisServer,
+    tmp_path: Path,
+) -> None:
     client = client_for(officer)
     own_redis.stop()
 
@@ -77,8 +93,12 @@ def test_with_the_broker_down_decisions_succeed_and_are_explained_once_it_is_bac
     # The worker's periodic sweep (celery beat) publishes the outbox by itself: no manual step.
     worker = Worker(own_redis.url, tmp_path / "worker.log", {"CANDOR_OUTBOX_SWEEP_SECONDS": "1"}, beat=True)
     with running(worker):
-        wait_for(lambda: Explanation.objects.count() == 100, timeout=120, what="100 explanations after the outage",
-                 interval=0.5)
+        wait_for(
+            lambda: Explanation.objects.count() == 100,
+            timeout=120,
+            what="100 explanations after the outage",
+            interval=0.5,
+        )
     assert Explanation.objects.values("decision").distinct().count() == 100
 
 
@@ -95,15 +115,25 @@ def bulk_decisions(version: ModelVersion, user: User, n: int, seed: int) -> None
         inputs = {f.name: values[f.name] for f in spec.model_inputs}
         probability = model.score(inputs)
         verdict = policy_decide(spec.policy, probability, inputs)
-        application = Application(product=product, values=json_safe(inputs), submitted_by=user, submitted_at=now,
-                                  completed_at=now)
+        application = Application(
+            product=product, values=json_safe(inputs), submitted_by=user, submitted_at=now, completed_at=now
+        )
         applications.append(application)
-        decisions.append(Decision(application=application, model_version=version, outcome=verdict.outcome,
-                                  probability_of_default=probability, inputs=json_safe(inputs),
-                                  inputs_sha256=inputs_sha256(inputs), cutoff=spec.policy.cutoff,
-                                  refer_band=spec.policy.refer_band, decided_at=now,
-                                  knockout=verdict.knockout.name if verdict.knockout else "",
-                                  knockout_reason=verdict.knockout.reason if verdict.knockout else ""))
+        decisions.append(
+            Decision(
+                application=application,
+                model_version=version,
+                outcome=verdict.outcome,
+                probability_of_default=probability,
+                inputs=json_safe(inputs),
+                inputs_sha256=inputs_sha256(inputs),
+                cutoff=spec.policy.cutoff,
+                refer_band=spec.policy.refer_band,
+                decided_at=now,
+                knockout=verdict.knockout.name if verdict.knockout else "",
+                knockout_reason=verdict.knockout.reason if verdict.knockout else "",
+            )
+        )
     Application.objects.bulk_create(applications, batch_size=2000)
     for decision in decisions:
         decision.application_id = decision.application.pk
@@ -111,8 +141,12 @@ def bulk_decisions(version: ModelVersion, user: User, n: int, seed: int) -> None
 
 
 def test_a_worker_killed_mid_batch_leaves_exactly_one_explanation_per_decision(
-        transactional_db: None, approved_demo: ModelVersion, officer: User, broker: tuple[str, dict[str, str]],
-        tmp_path: Path) -> None:
+    transactional_db: None,
+    approved_demo: ModelVersion,
+    officer: User,
+    broker: tuple[str, dict[str, str]],
+    tmp_path: Path,
+) -> None:
     bulk_decisions(approved_demo, officer, 10_000, seed=99)
     url, env = broker
     first = Worker(url, tmp_path / "worker-1.log", env)
@@ -132,5 +166,7 @@ def test_a_worker_killed_mid_batch_leaves_exactly_one_explanation_per_decision(
 
     assert Explanation.objects.count() == 10_000
     assert Explanation.objects.values("decision").distinct().count() == 10_000
-    print(f"killed with {killed_at} of 10000 stored; after restart: {Explanation.objects.count()}, "
-          f"distinct decisions {Explanation.objects.values('decision').distinct().count()}")
+    print(
+        f"killed with {killed_at} of 10000 stored; after restart: {Explanation.objects.count()}, "
+        f"distinct decisions {Explanation.objects.values('decision').distinct().count()}"
+    )

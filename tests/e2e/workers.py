@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from kombu import pools as kombu_pools
 from django.db import connection
+from kombu import pools as kombu_pools
 
 from config.celery import app as celery_app
 

@@ -13,8 +13,7 @@ from django.test import Client
 from audit.models import AuditEvent
 from lending.auth import api_token_create
 from lending.models import Application, Decision, ModelVersion, MonitoringData
-from lending.selectors import product_spec, scoring_model_for
-from lending.services import inputs_from_snapshot
+from lending.selectors import inputs_from_snapshot, product_spec, scoring_model_for
 from tests.conftest import demo_fields
 
 API = "/api/v1/applications"

@@ -228,9 +228,11 @@ def test_faithfulness_is_recorded(demo_explained: list[Explanation]) -> None:
         assert set(detail["delta_pd"]) == set(explanation.attributions)
         if explanation.negative_ranked:
             assert detail["top_reason"] == explanation.negative_ranked[0]
-            assert detail["reasons"] == list(explanation.reasons)
-            expected = detail["largest_non_reason"] is None or \
-                detail["top_reason_delta_pd"] > detail["largest_non_reason_delta_pd"]
+            deltas = detail["delta_pd"]
+            others = [f for f in explanation.attributions if f not in explanation.reasons]
+            strongest = max(others, key=lambda f: (deltas[f], -others.index(f))) if others else None
+            assert detail["largest_non_reason"] == strongest
+            expected = strongest is None or deltas[detail["top_reason"]] > deltas[strongest]
             assert explanation.checks.faithfulness.passed == expected
         else:
             assert explanation.checks.faithfulness.passed and detail["note"] == "no negative contributors"
@@ -256,14 +258,28 @@ class _SwappedContributions:
         return getattr(self._booster, name)
 
 
+@pytest.mark.parametrize("own_kernel", [True, False], ids=["own-kernel", "lightgbm"])
 def test_faithfulness_failure_is_flagged_not_raised(demo_model: ScoringModel, demo_spec: ProductSpec,
-                                                    demo_rows: list[dict[str, Any]]) -> None:
+                                                    demo_rows: list[dict[str, Any]], own_kernel: bool) -> None:
     names = demo_model.feature_names
-    broken = ScoringModel(demo_model.path, demo_model.manifest, demo_model.encoder,
-                          _SwappedContributions(demo_model.booster, names.index("credit_score"),
-                                                names.index("open_accounts")),
-                          demo_model.calibration, demo_model.benchmark)
-    explainer = Explainer(broken, demo_spec)  # not cached: a deliberately broken model
+    left, right = names.index("credit_score"), names.index("open_accounts")
+    if own_kernel:
+        explainer = Explainer(demo_model, demo_spec)  # not cached: about to be broken on purpose
+        kernel = explainer._tree.backend.kernel  # type: ignore[attr-defined]
+        assert kernel is not None
+        explain = kernel.explain
+
+        def swapped(rows: Any, threads: int = 0, keep_patterns: bool = False) -> Any:
+            contrib, margin, patterns = explain(rows, threads, keep_patterns)
+            contrib[:, [left, right]] = contrib[:, [right, left]]
+            return contrib, margin, patterns
+
+        kernel.explain = swapped
+    else:
+        broken = ScoringModel(demo_model.path, demo_model.manifest, demo_model.encoder,
+                              _SwappedContributions(demo_model.booster, left, right),
+                              demo_model.calibration, demo_model.benchmark)
+        explainer = Explainer(broken, demo_spec, own_kernel=False)  # not cached: a deliberately broken model
     explanations = explainer.explain_many(demo_rows, with_recourse=False)
     failed = [e for e in explanations if not e.checks.faithfulness.passed]
     assert failed, "swapping the two contributions should make some explanations unfaithful"
@@ -271,7 +287,7 @@ def test_faithfulness_failure_is_flagged_not_raised(demo_model: ScoringModel, de
         assert not explanation.checks.all_passed
         assert explanation.checks.additivity.passed  # the sum is untouched, only the story is wrong
         detail = explanation.checks.faithfulness.detail
-        assert detail["largest_non_reason_delta_pd"] >= detail["top_reason_delta_pd"]
+        assert detail["delta_pd"][detail["largest_non_reason"]] >= detail["delta_pd"][detail["top_reason"]]
     assert any(e.checks.faithfulness.detail["top_reason"] == "open_accounts" for e in failed)
 
 
