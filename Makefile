@@ -29,9 +29,10 @@ test: install
 test-postgres: install
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -q
 
-# The same suite on the embedded SQLite default (without the slow training runs, which touch no database).
+# The same suite on the embedded SQLite default with the filesystem broker, end-to-end tests included
+# (the slow training-only runs touch no database and ran above).
 test-sqlite: install
-	env -u DATABASE_URL $(PY) -m pytest -q -m "not slow"
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) -m pytest -q -m "e2e or not slow"
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -198,7 +198,9 @@ def _not_found() -> HttpResponse:
 
 def _private(response: HttpResponse) -> HttpResponse:
     response["Cache-Control"] = "no-store, private"
-    response["Referrer-Policy"] = "no-referrer"  # the token is in the URL: never send it elsewhere
+    # The token is in the URL: never send it to another origin. same-origin (not no-referrer), because with
+    # no-referrer browsers post the review form with "Origin: null" and Django's CSRF check refuses it.
+    response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -228,9 +230,29 @@ def _copy_rows(rows: Sequence[tuple[Any, ...]]) -> int:
                     "AND 'lz4' = ANY(enumvals)")
         if raw.fetchone() is not None:
             raw.execute("SET LOCAL default_toast_compression = 'lz4'")
+        # COPY's text format written directly: tab-separated, backslash the only escape. Ids are ints, the
+        # versions plain text, the floats their repr (read back exactly), the payload JSON text whose only
+        # special characters are backslashes (json escapes every control character). Anything else goes
+        # through psycopg's own row formatting.
+        plain = re.compile(r"[A-Za-z0-9._:+-]*")  # text that needs no escaping in COPY's text format
+        lines: list[str] | None = []
+        for decision_id, version_id, explainer_version, method, base_value, output, passed, payload, at in rows:
+            if not (type(decision_id) is int and type(version_id) is int and type(base_value) is float
+                    and type(output) is float and math.isfinite(base_value) and math.isfinite(output)
+                    and type(payload) is str and type(passed) is bool and at.tzinfo is not None
+                    and plain.fullmatch(explainer_version) and plain.fullmatch(method)
+                    and "\t" not in payload and "\n" not in payload and "\r" not in payload):
+                lines = None
+                break
+            lines.append(f"{decision_id}\t{version_id}\t{explainer_version}\t{method}\t{base_value!r}\t"
+                         f"{output!r}\t{'t' if passed else 'f'}\t{payload.replace(chr(92), chr(92) * 2)}\t"
+                         f"{at.isoformat()}\n")
         with raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
-            for row in rows:
-                copy.write_row(row)
+            if lines is not None:
+                copy.write("".join(lines).encode())
+            else:
+                for row in rows:
+                    copy.write_row(row)
     return len(rows)
 
 

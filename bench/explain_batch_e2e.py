@@ -196,6 +196,7 @@ def run(args: argparse.Namespace, dbname: str, work: Path, reuse: bool, state: d
     from lending.services import inputs_sha256
     from scoring.demo import generate
     from scoring.explain import Explainer
+    from scoring.explain import Explanation as StoredExplanation
     from scoring.policy import policy_decide
     from scoring.spec import json_safe, validate_fields
 
@@ -344,6 +345,7 @@ def run(args: argparse.Namespace, dbname: str, work: Path, reuse: bool, state: d
     print(f"       CPU during the batch: workers {cpu_workers:.1f} s, PostgreSQL backends {cpu_pg:.1f} s, "
           f"whole machine {cpu_machine:.1f} s of {(total1 - total0) / ticks:.1f} s available "
           f"({(os.cpu_count() or 1)} cores x {elapsed:.1f} s)", flush=True)
+    out["postgres_backends"] = {str(p): round(peak[p] - start_backends.get(p, 0.0), 2) for p in peak}
     out.update({"r_e2e_rows_per_s": r_e2e, "e2e_seconds": elapsed, "ratio_e2e_over_raw": r_e2e / r_raw,
                 "load_at_start": load_start, "load_at_end": load_end, "cpu_workers_s": cpu_workers,
                 "cpu_postgres_backends_s": cpu_pg, "cpu_machine_s": cpu_machine})
@@ -383,7 +385,8 @@ def run(args: argparse.Namespace, dbname: str, work: Path, reuse: bool, state: d
         for key, values in expected.items():
             got = np.array([payload[key][f] for f in fields])
             worst[key] = max(worst[key], float(np.abs(got - values).max()))
-        got = np.array([payload["feature_attributions"][f] for f in model.encoder.feature_names])
+        stored_features = StoredExplanation.from_dict(payload).feature_attributions  # the stored form is lean
+        got = np.array([stored_features[f] for f in model.encoder.feature_names])
         worst["feature_attributions"] = max(worst["feature_attributions"], float(np.abs(got - (phi - mean_cut)).max()))
         worst["output"] = max(worst["output"], abs(payload["output"] - (a * float(raw[k]) + model.calibration.b)))
     agree = max(worst.values()) <= 1e-9

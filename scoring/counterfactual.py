@@ -869,15 +869,18 @@ def _block_bits(position: int, block: FloatArray, node_start: IntArray, node_tre
 
 
 @numba.njit(cache=True)
-def _approved(base: npt.NDArray[np.int32], bits: npt.NDArray[np.int32], index: IntArray,
+def _approved(base: npt.NDArray[np.int32], bits: npt.NDArray[np.int32], index: IntArray, active: IntArray,
               pattern_start: IntArray, pattern_value: FloatArray, a: float, b: float, line: float) -> bool:
-    """Whether the candidate whose field q uses ``bits[q, index[q]]`` is approved: its raw margin is the
-    same leaf values LightGBM adds, in the same order (bit for bit ``booster.predict``)."""
+    """Whether a candidate is approved. Per tree its node pattern is ``base`` (the application's own
+    decisions, with the bits of the fields in ``active`` cleared) with ``bits[q, index[q]]`` set for each
+    slot q in ``active``; its raw margin is the leaf values LightGBM adds, in the same order (bit for bit
+    ``booster.predict``)."""
     total = 0.0
-    n_slots = index.shape[0]
+    n_active = active.shape[0]
     for t in range(base.shape[0]):
         pattern = base[t]
-        for q in range(n_slots):
+        for u in range(n_active):
+            q = active[u]
             pattern |= bits[q, index[q], t]
         total += pattern_value[pattern_start[t] + pattern]
     return (a * total + b) < line
@@ -920,6 +923,7 @@ def _search_rows(rows: FloatArray, own: npt.NDArray[np.int32], slot_start: IntAr
                 bits[q, 0, t] = own[r, t] & clear[position, t]
             have[q, 0] = True
         index = np.zeros(n_slots, dtype=np.int64)  # bits index per slot
+        every = np.arange(n_slots)  # with ``base``: every slot's bits set from ``bits``
         count = 0
 
         # --- the grid search ----------------------------------------------------------------------
@@ -938,7 +942,7 @@ def _search_rows(rows: FloatArray, own: npt.NDArray[np.int32], slot_start: IntAr
                                 node_threshold, node_default_left, node_missing, bits[q, index[q]])
                     have[q, index[q]] = True
             count += 1
-            if not _approved(base, bits, index, pattern_start, pattern_value, a, b, line):
+            if not _approved(base, bits, index, every, pattern_start, pattern_value, a, b, line):
                 status[r] = STATUS_CORNER
                 scored[r] = count
                 continue
@@ -953,7 +957,9 @@ def _search_rows(rows: FloatArray, own: npt.NDArray[np.int32], slot_start: IntAr
                 if cap < 0:
                     continue
                 index[:] = 0
-                k, _, evaluated = _smallest(fa, sizes[fa], cap, s0, offsets, bits, have, index, base, slot_position,
+                only = _cleared(own[r], clear, slot_position[s0 + fa], -1, -1)
+                k, _, evaluated = _smallest(fa, sizes[fa], cap, s0, offsets, bits, have, index, only,
+                                            np.array([fa]), slot_position,
                                             field_width, blocks, node_start, node_tree, node_bit, node_column,
                                             node_threshold, node_default_left, node_missing, pattern_start,
                                             pattern_value, a, b, line, sizes[fa])
@@ -971,6 +977,8 @@ def _search_rows(rows: FloatArray, own: npt.NDArray[np.int32], slot_start: IntAr
                         cb = costs[option_start[s0 + fb]:option_start[s0 + fb + 1]]
                         index[:] = 0
                         upper = sizes[fb]  # an option known to approve; sizes[fb]: none known
+                        pair = _cleared(own[r], clear, slot_position[s0 + fa], slot_position[s0 + fb], -1)
+                        pair_active = np.array([fa, fb])
                         for i in range(sizes[fa]):
                             cap = _cap(cb, ca[i], best_cost)
                             if cap < 0:
@@ -978,8 +986,8 @@ def _search_rows(rows: FloatArray, own: npt.NDArray[np.int32], slot_start: IntAr
                             _set(fa, i, s0, offsets, bits, have, index, slot_position, field_width, blocks,
                                  node_start, node_tree, node_bit, node_column, node_threshold, node_default_left,
                                  node_missing)
-                            k, upper, evaluated = _smallest(fb, upper, cap, s0, offsets, bits, have, index, base,
-                                                            slot_position, field_width, blocks, node_start,
+                            k, upper, evaluated = _smallest(fb, upper, cap, s0, offsets, bits, have, index, pair,
+                                                            pair_active, slot_position, field_width, blocks, node_start,
                                                             node_tree, node_bit, node_column, node_threshold,
                                                             node_default_left, node_missing, pattern_start,
                                                             pattern_value, a, b, line, sizes[fb])
@@ -1001,6 +1009,10 @@ def _search_rows(rows: FloatArray, own: npt.NDArray[np.int32], slot_start: IntAr
                             if (ca[0] + cb[0]) + cc[0] >= best_cost:
                                 continue
                             index[:] = 0
+                            triple = _cleared(own[r], clear, slot_position[s0 + fa], slot_position[s0 + fb],
+                                              slot_position[s0 + fc])
+                            partial = np.empty(n_trees, dtype=np.int32)  # triple with fa and fb set
+                            third = np.array([fc])
                             previous = np.full(sizes[fb], sizes[fc], dtype=np.int64)  # known bounds at i - 1
                             for i in range(sizes[fa]):
                                 if (ca[i] + cb[0]) + cc[0] >= best_cost:
@@ -1017,8 +1029,11 @@ def _search_rows(rows: FloatArray, own: npt.NDArray[np.int32], slot_start: IntAr
                                     _set(fb, j, s0, offsets, bits, have, index, slot_position, field_width, blocks,
                                          node_start, node_tree, node_bit, node_column, node_threshold,
                                          node_default_left, node_missing)
+                                    for t in range(n_trees):
+                                        partial[t] = triple[t] | bits[fa, index[fa], t] | bits[fb, index[fb], t]
                                     k, known, evaluated = _smallest(fc, min(previous[j], left), cap, s0, offsets,
-                                                                    bits, have, index, base, slot_position,
+                                                                    bits, have, index, partial, third,
+                                                                    slot_position,
                                                                     field_width, blocks, node_start, node_tree,
                                                                     node_bit, node_column, node_threshold,
                                                                     node_default_left, node_missing, pattern_start,
@@ -1048,7 +1063,7 @@ def _search_rows(rows: FloatArray, own: npt.NDArray[np.int32], slot_start: IntAr
                                     node_column, node_threshold, node_default_left, node_missing, bits[q, index[q]])
                         have[q, index[q]] = True
                 count += 1
-                if _approved(base, bits, index, pattern_start, pattern_value, a, b, line):
+                if _approved(base, bits, index, every, pattern_start, pattern_value, a, b, line):
                     for q in range(n_slots):
                         best[q] = choices[start + q]
                     found = True
@@ -1141,7 +1156,7 @@ def _search_rows(rows: FloatArray, own: npt.NDArray[np.int32], slot_start: IntAr
                     _block_bits(position, block, node_start, node_tree, node_bit, node_column, node_threshold,
                                 node_default_left, node_missing, bits[q, custom])
                     extra += 1
-                    if _approved(base, bits, index, pattern_start, pattern_value, a, b, line):
+                    if _approved(base, bits, index, every, pattern_start, pattern_value, a, b, line):
                         winner = points[u2]
                         break
             block[0] = winner
@@ -1171,14 +1186,27 @@ def _set(q: int, option: int, s0: int, offsets: IntArray, bits: npt.NDArray[np.i
 
 @numba.njit(cache=True)
 def _probe(q: int, option: int, s0: int, offsets: IntArray, bits: npt.NDArray[np.int32],
-           have: npt.NDArray[np.bool_], index: IntArray, base: npt.NDArray[np.int32], slot_position: IntArray,
+           have: npt.NDArray[np.bool_], index: IntArray, base: npt.NDArray[np.int32], active: IntArray,
+           slot_position: IntArray,
            field_width: IntArray, blocks: FloatArray, node_start: IntArray, node_tree: IntArray,
            node_bit: npt.NDArray[np.int32], node_column: IntArray, node_threshold: FloatArray,
            node_default_left: npt.NDArray[np.bool_], node_missing: IntArray, pattern_start: IntArray,
            pattern_value: FloatArray, a: float, b: float, line: float) -> bool:
     _set(q, option, s0, offsets, bits, have, index, slot_position, field_width, blocks, node_start, node_tree,
          node_bit, node_column, node_threshold, node_default_left, node_missing)
-    return _approved(base, bits, index, pattern_start, pattern_value, a, b, line)
+    return _approved(base, bits, index, active, pattern_start, pattern_value, a, b, line)
+
+
+@numba.njit(cache=True)
+def _cleared(own: npt.NDArray[np.int32], clear: npt.NDArray[np.int32], first: int, second: int,
+             third: int) -> npt.NDArray[np.int32]:
+    """The application's node patterns with the bits of up to three fields (positions; -1: none) cleared."""
+    out = own.copy()
+    for position in (first, second, third):
+        if position >= 0:
+            for t in range(out.shape[0]):
+                out[t] &= ~clear[position, t]
+    return out
 
 
 @numba.njit(cache=True)
@@ -1192,7 +1220,8 @@ def _cap(option_costs: FloatArray, base_cost: float, best_cost: float) -> int:
 
 @numba.njit(cache=True)
 def _smallest(q: int, upper: int, cap: int, s0: int, offsets: IntArray, bits: npt.NDArray[np.int32],
-              have: npt.NDArray[np.bool_], index: IntArray, base: npt.NDArray[np.int32], slot_position: IntArray,
+              have: npt.NDArray[np.bool_], index: IntArray, base: npt.NDArray[np.int32], active: IntArray,
+              slot_position: IntArray,
               field_width: IntArray, blocks: FloatArray, node_start: IntArray, node_tree: IntArray,
               node_bit: npt.NDArray[np.int32], node_column: IntArray, node_threshold: FloatArray,
               node_default_left: npt.NDArray[np.bool_], node_missing: IntArray, pattern_start: IntArray,
@@ -1208,7 +1237,7 @@ def _smallest(q: int, upper: int, cap: int, s0: int, offsets: IntArray, bits: np
         return -1, upper, 0
     if upper > cap:
         evaluated += 1
-        if not _probe(q, cap, s0, offsets, bits, have, index, base, slot_position, field_width, blocks,
+        if not _probe(q, cap, s0, offsets, bits, have, index, base, active, slot_position, field_width, blocks,
                       node_start, node_tree, node_bit, node_column, node_threshold, node_default_left, node_missing,
                       pattern_start, pattern_value, a, b, line):
             index[q] = 0
@@ -1219,14 +1248,14 @@ def _smallest(q: int, upper: int, cap: int, s0: int, offsets: IntArray, bits: np
     lo = -1
     if hi > 0:
         evaluated += 1
-        if _probe(q, hi - 1, s0, offsets, bits, have, index, base, slot_position, field_width, blocks, node_start,
+        if _probe(q, hi - 1, s0, offsets, bits, have, index, base, active, slot_position, field_width, blocks, node_start,
                   node_tree, node_bit, node_column, node_threshold, node_default_left, node_missing, pattern_start,
                   pattern_value, a, b, line):
             hi -= 1
             while hi - lo > 1:
                 mid = (lo + hi) // 2
                 evaluated += 1
-                if _probe(q, mid, s0, offsets, bits, have, index, base, slot_position, field_width, blocks,
+                if _probe(q, mid, s0, offsets, bits, have, index, base, active, slot_position, field_width, blocks,
                           node_start, node_tree, node_bit, node_column, node_threshold, node_default_left,
                           node_missing, pattern_start, pattern_value, a, b, line):
                     hi = mid

@@ -462,6 +462,22 @@ def decode_features(encoder: FeatureEncoder, spec: ProductSpec, row: FloatArray)
     return out
 
 
+def _number(value: Any) -> float:
+    """``to_float``, with the usual types first: a float is itself, an int or a finite Decimal is
+    ``float()`` of it (which cannot fail for them), anything else goes through ``to_float``."""
+    kind = type(value)
+    if kind is float:
+        return value  # type: ignore[no-any-return]
+    if kind is int and -_HUGE < value < _HUGE:
+        return float(value)
+    if kind is Decimal and value.is_finite():
+        return float(value)
+    return to_float(value)
+
+
+_HUGE = 2**1000
+
+
 def encode_many(encoder: FeatureEncoder, rows: Sequence[Mapping[str, Any]]) -> FloatArray:
     """``np.vstack([encoder.encode_row(v) for v in rows])``, bit for bit, a column at a time: the same
     conversions (``to_float`` for numbers, special codes compared on the converted float, the category
@@ -474,8 +490,7 @@ def encode_many(encoder: FeatureEncoder, rows: Sequence[Mapping[str, Any]]) -> F
         name = enc.name
         column = [row.get(name) for row in rows]
         if enc.kind == NUMERIC:
-            numbers = np.array([value if type(value) is float else to_float(value) for value in column],
-                               dtype=np.float64)
+            numbers = np.array([_number(value) for value in column], dtype=np.float64)
             for code in encoder._special[name]:
                 hit = numbers == code
                 if hit.any():

@@ -318,17 +318,125 @@ def test_monitoring_only_fields_are_never_attributed(german_model_dir: Path, ger
 
 # --- our own TreeSHAP ---------------------------------------------------------------------------------------
 
-def test_own_treeshap_matches_lightgbm(demo_model: ScoringModel, demo_rows: list[dict[str, Any]]) -> None:
+def _kernel_rows(model: ScoringModel, rows: list[dict[str, Any]]) -> np.ndarray:
+    x = np.vstack([model.encoder.encode_row(v) for v in rows])
+    x[::17, 0] = np.nan  # missing values take LightGBM's default direction
+    x[5::19, -1] = np.nan
+    return x
+
+
+def _check_kernel(model: ScoringModel, x: np.ndarray) -> None:
     from scoring.treeshap import TreeShap
 
-    rows = np.vstack([demo_model.encoder.encode_row(v) for v in demo_rows])
-    rows[::17, 0] = np.nan  # missing values take LightGBM's default direction
-    ours = TreeShap(demo_model.booster).contributions(rows)
-    theirs = demo_model.booster.predict(rows, pred_contrib=True)
-    assert ours.shape == theirs.shape
-    assert np.abs(ours - theirs).max() <= 1e-9
-    single = np.vstack([TreeShap(demo_model.booster).contributions(r) for r in rows[:5]])
-    assert np.array_equal(single, ours[:5])
+    kernel = TreeShap(model.booster)
+    contributions, margins, patterns = kernel.explain(x, keep_patterns=True)
+    theirs = model.booster.predict(x, pred_contrib=True)
+    assert contributions.shape == theirs.shape
+    assert np.abs(contributions - theirs).max() <= 1e-9
+    a = model.calibration.a  # after the Platt scaling too
+    assert np.abs(a * contributions - a * theirs).max() <= 1e-9
+    # the raw margin is LightGBM's, bit for bit, from both kernels
+    raw = model.booster.predict(x, raw_score=True)
+    assert np.array_equal(margins, raw)
+    assert np.array_equal(kernel.margins(x), raw)
+    # single == batch, and the thread count changes nothing
+    single = [kernel.explain(row) for row in x[:7]]
+    assert np.array_equal(np.vstack([c for c, _, _ in single]), contributions[:7])
+    assert np.array_equal(np.concatenate([m for _, m, _ in single]), margins[:7])
+    one_thread = kernel.explain(x, threads=1)
+    assert np.array_equal(one_thread[0], contributions) and np.array_equal(one_thread[1], margins)
+    # a range of columns moved to a reference row: LightGBM's margin of the moved row, bit for bit
+    reference = np.nanmedian(x, axis=0)
+    ranges = [(enc.first, enc.first + enc.width) for enc in model.encoder.fields]
+    clear, setbits = kernel.moved_masks(reference, ranges)
+    assert patterns is not None
+    moved = kernel.moved_from_patterns(patterns, clear, setbits)
+    rows = np.repeat(x, len(ranges), axis=0)
+    for k, (start, stop) in enumerate(ranges):
+        rows[k::len(ranges), start:stop] = reference[start:stop]
+    assert np.array_equal(moved, model.booster.predict(rows, raw_score=True).reshape(len(x), len(ranges)))
+
+
+def test_own_treeshap_matches_lightgbm(demo_model: ScoringModel, demo_rows: list[dict[str, Any]]) -> None:
+    _check_kernel(demo_model, _kernel_rows(demo_model, demo_rows))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["heloc", "german"])
+def test_own_treeshap_matches_lightgbm_on_real_data(which: str, request: pytest.FixtureRequest) -> None:
+    model = load_model(request.getfixturevalue(f"{which}_model_dir"))
+    data: Dataset = request.getfixturevalue(f"{which}_data")
+    _check_kernel(model, _kernel_rows(model, _records(data, 400, step=3)))
+
+
+def test_own_kernel_and_lightgbm_give_the_same_explanations(demo_model: ScoringModel, demo_spec: ProductSpec,
+                                                             demo_rows: list[dict[str, Any]],
+                                                             demo_explained: list[Explanation]) -> None:
+    """The Explainer on LightGBM's pred_contrib/predict (``own_kernel=False``) and on scoring.treeshap:
+    the same outputs bit for bit, the same attributions to 1e-9, the same reasons and recourse."""
+    lightgbm = Explainer(demo_model, demo_spec, own_kernel=False).explain_many(demo_rows[:150])
+    for ours, theirs in zip(demo_explained[:150], lightgbm, strict=True):
+        assert ours.output == theirs.output and ours.probability == theirs.probability
+        for key in ("attributions", "attributions_all", "feature_attributions"):
+            assert max(abs(getattr(ours, key)[f] - getattr(theirs, key)[f]) for f in getattr(ours, key)) <= 1e-9
+        assert ours.checks.faithfulness.detail["delta_pd"] == theirs.checks.faithfulness.detail["delta_pd"]
+        assert ours.negative_ranked == theirs.negative_ranked
+        assert (ours.recourse is None) == (theirs.recourse is None)
+        if ours.recourse is not None and theirs.recourse is not None:
+            mine, other = ours.recourse.to_dict(), theirs.recourse.to_dict()
+            mine.pop("candidates_scored"), other.pop("candidates_scored")
+            assert mine == other
+
+
+def test_encode_many_is_encode_row(demo_model: ScoringModel, demo_spec: ProductSpec,
+                                   demo_rows: list[dict[str, Any]]) -> None:
+    from decimal import Decimal
+
+    from scoring.explain import encode_many
+
+    odd: list[dict[str, Any]] = [{}, {f.name: None for f in demo_spec.model_inputs},
+                                 {f.name: "junk" for f in demo_spec.model_inputs},
+                                 {f.name: True for f in demo_spec.model_inputs},
+                                 {f.name: Decimal("NaN") for f in demo_spec.model_inputs},
+                                 {f.name: 10**400 for f in demo_spec.model_inputs}]
+    rows = [*demo_rows, *odd]
+    expected = np.vstack([demo_model.encoder.encode_row(v) for v in rows])
+    got = encode_many(demo_model.encoder, rows)
+    assert np.array_equal(expected, got, equal_nan=True)
+    assert encode_many(demo_model.encoder, []).shape == (0, demo_model.encoder.n_features)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["heloc", "german"])
+def test_encode_many_is_encode_row_on_real_data(which: str, request: pytest.FixtureRequest) -> None:
+    from scoring.explain import encode_many
+
+    model = load_model(request.getfixturevalue(f"{which}_model_dir"))
+    rows = _records(request.getfixturevalue(f"{which}_data"), 600, step=1)
+    assert np.array_equal(np.vstack([model.encoder.encode_row(v) for v in rows]), encode_many(model.encoder, rows),
+                          equal_nan=True)
+
+
+def test_stored_json_is_json_dumps_of_to_dict(demo_explained: list[Explanation], demo_explainer: Explainer,
+                                              demo_rows: list[dict[str, Any]]) -> None:
+    """to_json writes without building the dict: the same text, and it reads back to the same explanation
+    (the per-feature attribution of a single-feature field, left out of the stored form, comes back)."""
+    from dataclasses import replace
+
+    explanations = [*demo_explained, demo_explainer.explain_benchmark(demo_rows[0])]
+    odd = demo_explained[0]
+    explanations += [replace(odd, recourse=None),
+                     replace(odd, checks=replace(odd.checks, additivity=replace(
+                         odd.checks.additivity, detail={**odd.checks.additivity.detail, "residual": math.nan}))),
+                     replace(odd, attributions={**odd.attributions, "amount": 1})]
+    for explanation in explanations:
+        text = explanation.to_json()
+        assert text == json.dumps(explanation.to_dict(), allow_nan=False)
+        assert Explanation.from_dict(json.loads(text)).to_dict() == explanation.to_dict()
+    stored = json.loads(demo_explained[0].to_json())["feature_attributions"]
+    assert set(stored) == {n for n in demo_explained[0].feature_attributions if "=" in n}
+    with pytest.raises(ValueError):
+        replace(odd, output=math.inf).to_json()
 
 
 # --- the logistic benchmark -------------------------------------------------------------------------------
