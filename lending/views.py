@@ -23,6 +23,15 @@ from lending.services import application_submit, manual_review_set, officer_deci
 PAGE_SIZE = 25
 
 
+def _add_domain_errors(form: Any, exc: DomainError) -> None:
+    """Show a service's error on the form: on the field it names, else above the form."""
+    for name, problems in exc.fields.items():
+        for problem in problems:
+            form.add_error(name if name in form.fields else None, problem)
+    if not exc.fields:
+        form.add_error(None, exc.message)
+
+
 @require_GET
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
@@ -186,11 +195,7 @@ def decision_act(request: HttpRequest, public_id: str) -> HttpResponse:
                 comment=form.cleaned_data["comment"],
             )
         except DomainError as exc:
-            for name, problems in exc.fields.items():
-                for problem in problems:
-                    form.add_error(name if name in form.fields else None, problem)
-            if not exc.fields:
-                form.add_error(None, exc.message)
+            _add_domain_errors(form, exc)
         else:
             messages.success(request, "Your decision is recorded.")
             return redirect("lending:decision-detail", public_id=decision.public_id)
@@ -237,11 +242,7 @@ def application_new(request: HttpRequest, slug: str) -> HttpResponse:
         try:
             decision = application_submit(product=product, fields=form.validated, submitted_by=request.user)  # type: ignore[arg-type]
         except DomainError as exc:
-            for name, problems in exc.fields.items():
-                for problem in problems:
-                    form.add_error(name if name in form.fields else None, problem)
-            if not exc.fields:
-                form.add_error(None, exc.message)
+            _add_domain_errors(form, exc)
         else:
             messages.success(request, f"Application decided: {decision.get_outcome_display()}.")
             return redirect("lending:decision-detail", public_id=decision.public_id)
