@@ -27,8 +27,10 @@ Needs PostgreSQL with trust auth on 127.0.0.1:5432 (user postgres) and ``redis-s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import statistics
@@ -50,7 +52,7 @@ from explain_batch_e2e import BENCH_APP, admin_url, load  # noqa: E402
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, int(round(q / 100 * (len(ordered) - 1)))))
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
 
 
@@ -108,10 +110,10 @@ def main() -> None:
             call_command("train_model", "--product", "demo", stdout=sink, stderr=sink)
             from django.contrib.auth.models import Group, User
 
-            User.objects.create_superuser("bench-admin", "bench@example.org", "bench-admin-password")
+            User.objects.create_superuser("bench-admin", "bench@example.org", secrets.token_urlsafe(16))
             call_command("approve_model", "--product", "demo", "--version", "latest", "--by", "bench-admin",
                          stdout=sink)
-        officer = User.objects.create_user("bench-officer", password="bench-officer-password")
+        officer = User.objects.create_user("bench-officer", password=secrets.token_urlsafe(16))
         officer.groups.add(Group.objects.get(name=OFFICER))
         client = Client(HTTP_HOST="127.0.0.1")
         client.force_login(officer)
@@ -195,12 +197,10 @@ def main() -> None:
                 os.killpg(workers.pid, signal.SIGKILL)
                 workers.wait(timeout=10)
         redis.stop()
-        try:
+        with contextlib.suppress(Exception):  # best effort before the drop
             from django.db import connections
 
             connections.close_all()
-        except Exception:  # noqa: BLE001 - best effort before the drop
-            pass
         with psycopg.connect(admin_url(args.pg), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         print(f"dropped database {dbname}")

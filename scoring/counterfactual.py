@@ -30,20 +30,36 @@ Search
 2. Every combination that changes at most ``MAX_CHANGED_FIELDS`` fields, ordered by cost. When every
    actionable field is monotone in the model, the "corner" (every field at its extreme) is scored first:
    if even that is not approved, nothing on the grid is, and the search stops.
-3. The cost-ordered combinations are scored with ``booster.predict`` in a few vectorised calls (the
-   cheapest ``CHUNKS[0]`` first, then ``CHUNKS[1]``, then the rest) and the first approved one in cost
-   order is the grid optimum; most borderline denials stop after the first call.
+3. The grid optimum is the first approved combination in cost order (ties: fewer changed fields, then
+   the enumeration order). How candidates are scored:
+   * compiled (every model ``scoring.treeshap`` reproduces with per-tree tables; the production models):
+     a candidate differs from the application in a few actionable fields, so per tree only the nodes
+     that split on those fields decide again (per option, once per application) and the margin is the
+     same leaf values LightGBM adds in the same order: ``booster.predict`` bit for bit, without a row.
+     When every field's options are monotone and the model was trained with those monotone constraints
+     (so the approved combinations are an up-set of the grid: moving any field further never loses the
+     approval), the search does not enumerate the grid: per subset of fields (one, two, then three, in
+     the enumeration order) it finds the staircase of smallest approving options (bisection, each step
+     bounded by the step before and by the cheapest combination found so far) and keeps the cheapest;
+     that is the cost-ordered first hit, found with a tenth of the candidates. Otherwise (categories,
+     free directions, a knockout that forces a field) the combinations are scored in cost order until
+     the first approved one. Every application of a batch is searched in one compiled call
+     (:meth:`RecourseSearch.find_many`; :meth:`find` is a batch of one, the same result bit for bit).
+   * otherwise, one application at a time with ``booster.predict`` in a few vectorised calls (the
+     cheapest ``CHUNKS[0]`` first, then ``CHUNKS[1]``, then the rest).
 4. Refinement, exact: for each changed numeric field (largest cost share first, the others held at their
    current winning values), the model's output can only change where a tree splits on that feature. The
    search reads every split threshold of the feature from the booster once per model; between the
    previous (not approved) grid step and the winning one, the grid value just past each threshold is a
-   candidate (a bisection over the only points where the answer can change). They are scored in one call
-   and the approved one nearest the current value is kept: on a monotone model that is the smallest
+   candidate (a bisection over the only points where the answer can change). They are scored nearest
+   the current value first and the first approved is kept: on a monotone model that is the smallest
    approved move of that field to the field's resolution.
-5. Verification: the final candidate is applied to the application's values and re-scored through
-   ``model.score`` (the same model version, the production scoring path) and ``policy_decide``. If the
-   refined candidate does not verify, the unrefined grid winner is tried; if neither does, no recourse is
-   reported (``found = False`` with a note), never an unverified one.
+5. Verification: the final candidate is applied to the application's values and re-scored the way
+   ``model.score`` scores (the same model version, ``encode_row``, LightGBM, the Platt scaling; the
+   candidates of a batch in one LightGBM call, which scores each row on its own) and ``policy_decide``. If
+   the refined candidate does not verify, the unrefined grid winner is tried; if neither does, no recourse
+   is reported (``found = False`` with a note), never an unverified one. ``candidates_scored`` counts the
+   candidates actually scored.
 """
 
 from __future__ import annotations
@@ -408,7 +424,8 @@ class RecourseSearch:
                 choice_start.append(choice_start[-1])
         n_slots = len(slot_position)
         rows = np.ascontiguousarray(x[[job.row for job in jobs]])
-        own = np.ascontiguousarray(np.vstack([job.pattern for job in jobs]), dtype=np.int32)
+        own = np.ascontiguousarray(np.vstack([job.pattern for job in jobs if job.pattern is not None]),
+                                   dtype=np.int32)
         status = np.zeros(len(jobs), dtype=np.int64)
         scored = np.zeros(len(jobs), dtype=np.int64)
         grid = np.full(n_slots, -1, dtype=np.int64)
@@ -456,6 +473,7 @@ class RecourseSearch:
                 continue
             grid_state: dict[int, tuple[Any, FloatArray]] = {}
             refined_state: dict[int, tuple[Any, FloatArray]] = {}
+            assert job.grid is not None and job.refined is not None
             for q, opt in enumerate(options):
                 index = job.grid[q]
                 if index < 0:
@@ -473,10 +491,10 @@ class RecourseSearch:
         for attempt in range(2):
             if not tries:
                 break
-            changed = [self._changed(values[jobs[k].row], state) for k, state, _ in tries]
+            changed = [self._changed(values[jobs[k].row], attempt_state) for k, attempt_state, _ in tries]
             probabilities = self._score_many([c[0] for c in changed])
             retry: list[tuple[int, dict[int, tuple[Any, FloatArray]], int]] = []
-            for (k, state, scored), (changed_values, changes, cost), probability in zip(
+            for (k, _, scored), (changed_values, changes, cost), probability in zip(
                     tries, changed, probabilities, strict=True):
                 if policy_decide(self.spec.policy, probability, changed_values).outcome == APPROVED:
                     out[k] = self._found(changes, cost, probability, reasons[jobs[k].row], scored)
@@ -1215,7 +1233,7 @@ def _cap(option_costs: FloatArray, base_cost: float, best_cost: float) -> int:
     k = option_costs.shape[0] - 1
     while k >= 0 and not base_cost + option_costs[k] < best_cost:
         k -= 1
-    return k
+    return int(k)
 
 
 @numba.njit(cache=True)
@@ -1248,9 +1266,9 @@ def _smallest(q: int, upper: int, cap: int, s0: int, offsets: IntArray, bits: np
     lo = -1
     if hi > 0:
         evaluated += 1
-        if _probe(q, hi - 1, s0, offsets, bits, have, index, base, active, slot_position, field_width, blocks, node_start,
-                  node_tree, node_bit, node_column, node_threshold, node_default_left, node_missing, pattern_start,
-                  pattern_value, a, b, line):
+        if _probe(q, hi - 1, s0, offsets, bits, have, index, base, active, slot_position, field_width, blocks,
+                  node_start, node_tree, node_bit, node_column, node_threshold, node_default_left, node_missing,
+                  pattern_start, pattern_value, a, b, line):
             hi -= 1
             while hi - lo > 1:
                 mid = (lo + hi) // 2

@@ -3,10 +3,13 @@
 Method (Reg B comment 9(b)(2)-5, first method: "compare each factor with the average of applicants at or
 slightly above the passing score")
 ----------------------------------------------------------------------------------------------------------
-1. Exact path-dependent TreeSHAP from LightGBM (``booster.predict(X, pred_contrib=True)``) gives, per
-   feature j, phi_j(x) with ``sum_j phi_j(x) + phi_0 = raw margin(x)``. Platt calibration is affine
-   (calibrated log-odds ``f(x) = a * margin + b``), so ``a * phi_j(x)`` is exact and additive in
-   calibrated log-odds; ``phi_0`` (the bias column) goes into the base value.
+1. Exact path-dependent TreeSHAP gives, per feature j, phi_j(x) with ``sum_j phi_j(x) + phi_0 = raw
+   margin(x)``: computed by ``scoring.treeshap`` (per-tree tables, numba; the values of LightGBM's
+   ``booster.predict(X, pred_contrib=True)`` to ~1e-15, and the raw margin LightGBM's bit for bit), or by
+   LightGBM itself for a model the kernel cannot reproduce (native categorical splits) or on request
+   (``own_kernel=False``). Platt calibration is affine (calibrated log-odds ``f(x) = a * margin + b``), so
+   ``a * phi_j(x)`` is exact and additive in calibrated log-odds; ``phi_0`` (the bias column) goes into
+   the base value.
 2. The cutoff reference group R_c: the rows of the model's stored reference sample (``model.reference``,
    encoded training rows) that are *just approved*: the ``CUTOFF_GROUP_SIZE`` rows whose PD lies nearest
    below the approval line ``cutoff - refer_band``. If fewer rows are below the line, the group is widened
@@ -17,9 +20,9 @@ slightly above the passing score")
    rounding; checked on every explanation). With G = the whole reference sample the same gives the
    "all applicants" view (``base_value_all``, ``attributions_all``).
    This is the difference of path-dependent TreeSHAP values (each taken against the training
-   distribution), not interventional SHAP against G itself; it is exact, additive, cheap (one
-   ``pred_contrib`` per application; the group means are computed once per model) and for an additive
-   model with independent features the two agree.
+   distribution), not interventional SHAP against G itself; it is exact, additive, cheap (one kernel pass
+   per application; the group means are computed once per model) and for an additive model with
+   independent features the two agree.
 4. Fields: feature attributions are summed into the spec field each feature belongs to
    (``encoder.feature_field``; a field's features are contiguous, so the sum is ``np.add.reduceat``,
    the grouped sum an indicator-matrix product would give; a BLAS product can round differently for one
@@ -40,13 +43,22 @@ Checks (recorded in every explanation; a failed check is recorded, never raised 
 ------------------------------------------------------------------------------------------
 * additivity: ``|base + sum(attributions) - output| <= 1e-6`` for both references (residuals recorded),
   and the grouped sum equals the ungrouped feature sum (to 1e-9).
-* determinism: the explanation is computed a second time from scratch (encoding included) and compared
-  bit for bit.
+* determinism: the explanation is computed a second time from scratch (the values encoded again, the
+  attributions and output computed again by the same kernel) and compared bit for bit.
 * faithfulness: each field in turn is moved to the cutoff group's representative value (at the encoded
   feature level: the group's median of a numeric field's main feature, the modal pattern of a category's
-  one-hot columns or of a special-coded field) and the application is re-scored. Passed if moving the top
-  stated reason lowers the PD by more than moving any single field that is not a stated reason. All the
-  PD deltas are recorded. With no negative contributor the check passes with a note.
+  one-hot columns or of a special-coded field) and the application is re-scored (with the kernel: only
+  the tree nodes that split on the moved field decide again; the margin is the one LightGBM gives for
+  the moved row, bit for bit). Passed if moving the top stated reason lowers the PD by more than moving
+  any single field that is not a stated reason. Recorded: the top reason, the strongest field that is
+  not a reason and every field's PD change (``delta_pd``). With no negative contributor the check
+  passes with a note.
+
+Stored form
+-----------
+``Explanation.to_json()`` is the text stored (exactly ``json.dumps(to_dict(), allow_nan=False)``, written
+faster). ``to_dict`` leaves out of ``feature_attributions`` the fields that have a single feature of their
+own name (that feature's attribution is the field's, bit for bit); ``from_dict`` puts them back.
 
 Everything is float64; nothing is random (``seed`` is recorded as 0). The same method applied to the
 logistic benchmark gives exact linear attributions ``beta_j * (d_j(x) - mean_G d_j)`` on its design
@@ -791,9 +803,11 @@ class Explainer:
         """Explain many applications: value mappings, or an encoded (rows, n_features) matrix (then the
         values used for the policy and recourse are ``values`` if given, else decoded from the features).
 
-        Per chunk of ``chunk_rows``: one ``pred_contrib`` call, grouping by ``np.add.reduceat``, checks
-        vectorised (determinism: a second full computation of the chunk compared bit for bit), recourse
-        only for rows that are not approved. Gives the same numbers as :meth:`explain` row by row.
+        Per chunk of ``chunk_rows``: one kernel pass (contributions, margins and node patterns), grouping
+        by ``np.add.reduceat``, checks vectorised (determinism: the chunk encoded and computed a second
+        time and compared bit for bit; faithfulness from the node patterns), recourse in one compiled
+        search over the rows that are not approved. ``num_threads``: numba threads of the kernels (0:
+        numba's setting for this thread). Gives the same numbers as :meth:`explain` row by row.
         """
         encoder = self.model.encoder
         matrix: FloatArray | None = None
@@ -888,7 +902,6 @@ class Explainer:
         again = self._core(prepared, second, threads)
         n = len(first)
         fields = self.fields
-        n_fields = len(fields)
 
         # additivity
         residual = (prepared.base_cut + core.field_cut.sum(axis=1)) - core.output
@@ -956,7 +969,6 @@ class Explainer:
             slope = ((probability - base_probability) / delta if abs(delta) > 1e-12
                      else probability * (1.0 - probability))
             decision = decisions[i]
-            recourse = recourses[i]
             checks = Checks(
                 additivity=Check(additive_rows[i], {
                     "residual": residual_rows[i], "residual_all": residual_all_rows[i],
@@ -984,7 +996,7 @@ class Explainer:
                 feature_attributions=dict(zip(column_names, feature_rows[i], strict=True)),
                 negative_ranked=negative,
                 checks=checks,
-                recourse=recourse,
+                recourse=recourses[i],
                 reference_values=prepared.reference_values,
                 reference_group=group_summary,
             ))

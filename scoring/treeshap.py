@@ -214,7 +214,7 @@ def walk_leaf(x: FloatArray, t: int, node_start: IntArray, node_feature: IntArra
         else:
             nxt = node_right[j]
         if nxt < 0:
-            return -1 - nxt
+            return int(-1 - nxt)
         node = nxt
 
 
@@ -360,7 +360,7 @@ def _with_threads(threads: int, call: Any, *args: Any) -> None:
         call(*args)
         return
     previous = numba.get_num_threads()
-    wanted = min(int(threads), numba.config.NUMBA_NUM_THREADS)
+    wanted = min(int(threads), int(numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     if wanted == previous:
         call(*args)
         return
