@@ -205,7 +205,7 @@ def main() -> None:
             with psycopg.connect(admin_url(args.pg), autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
             print(f"dropped database {dbname}")
-            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"figures written to {args.json}")

@@ -28,9 +28,11 @@ Run: ``.venv/bin/python bench/explain_raw.py [--rows 200000] [--model DIR]``
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -61,7 +63,9 @@ def production_demo_model(rows: int, model_dir: Path | None) -> ScoringModel:
     spec = get_spec("demo")
     dataset = load_dataset(spec, n=rows, seed=0)
     result = train_product(spec, dataset, seed=0)
-    return load_model(save_model(result, spec, dataset, Path(tempfile.mkdtemp(prefix="candor-bench-"))))
+    folder = Path(tempfile.mkdtemp(prefix="candor-bench-"))
+    atexit.register(shutil.rmtree, folder, True)  # the model is loaded into memory; the folder goes at exit
+    return load_model(save_model(result, spec, dataset, folder))
 
 
 def timed(label: str, rows: int, call: Any) -> tuple[Any, float]:
