@@ -737,19 +737,7 @@ class RecourseSearch:
 
     def _verify(self, values: Mapping[str, Any], state: Mapping[int, tuple[Any, FloatArray]],
                 reasons: Sequence[str], scored: int) -> Recourse | None:
-        changed = dict(values)
-        changes: list[tuple[str, Any, Any]] = []
-        cost = 0.0
-        for pos in sorted(state):
-            act = self.actionable[pos]
-            new_value, _ = state[pos]
-            old_value = values.get(act.enc.name)
-            changed[act.enc.name] = new_value
-            changes.append((act.enc.name, old_value, new_value))
-            if act.enc.kind == NUMERIC:
-                cost += abs(to_float(new_value) - to_float(old_value)) / act.spread
-            else:
-                cost += CATEGORY_COST
+        changed, changes, cost = self._changed(values, state)
         probability = self.model.score(changed)
         if policy_decide(self.spec.policy, probability, changed).outcome != APPROVED:
             return None

@@ -58,7 +58,8 @@ class Command(BaseCommand):
                 sys.stderr.write("\n")
                 raise CommandError(f"timed out with {total - explained} decisions unexplained; are workers "
                                    "running? Run the command again to resume.")
-            time.sleep(0.5)
+            # Each poll counts the portfolio: poll gently so the bar does not slow the workers it watches.
+            time.sleep(2.0)
         sys.stderr.write("\n")
         self.stdout.write(f"explained: {explained} of {total}")
 
