@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,8 @@ from django.db import connection
 
 from tests.e2e.workers import RedisServer, use_broker
 
-MACHINE_REDIS = "redis://127.0.0.1:6379/9"
+# Database 9 of the machine's Redis by default; parallel runs on one machine each set their own.
+MACHINE_REDIS = os.environ.get("CANDOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
 
 @pytest.fixture
