@@ -35,6 +35,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
+from scoring.additive import project_monotone
 from scoring.calibration import Calibration, LogisticBenchmark, as_floats, standardisation
 from scoring.datasets import Dataset
 from scoring.features import FeatureEncoder, no_information_rows
@@ -66,7 +67,10 @@ PRODUCT_PARAMS: dict[str, dict[str, Any]] = {
     "german-credit": {**DEFAULT_PARAMS, "learning_rate": 0.02, "min_data_in_leaf": 20},
     "demo": {**DEFAULT_PARAMS},
 }
-_NON_LGB_KEYS = ("num_boost_round", "category_mode")
+_NON_LGB_KEYS = ("num_boost_round", "category_mode", "monotone_fit")
+# How the spec's monotone directions are enforced: "per_tree" (LightGBM's own constraints) or
+# "isotonic_projection" (stumps fitted freely, then each shape projected; see scoring.additive).
+MONOTONE_FITS = ("per_tree", "isotonic_projection")
 
 
 def params_for(spec: ProductSpec, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -77,6 +81,7 @@ def params_for(spec: ProductSpec, overrides: Mapping[str, Any] | None = None) ->
 
 def lightgbm_params(params: Mapping[str, Any], encoder: FeatureEncoder, seed: int) -> dict[str, Any]:
     out = {k: v for k, v in params.items() if k not in _NON_LGB_KEYS}
+    isotonic = params.get("monotone_fit", "per_tree") == "isotonic_projection"
     out.update({
         "objective": "binary",
         "verbose": -1,
@@ -84,9 +89,10 @@ def lightgbm_params(params: Mapping[str, Any], encoder: FeatureEncoder, seed: in
         "force_col_wise": True,
         "num_threads": NUM_THREADS,
         "seed": seed,
-        "monotone_constraints": list(encoder.monotone_constraints),
-        "monotone_constraints_method": "basic",
     })
+    if not isotonic:
+        out.update({"monotone_constraints": list(encoder.monotone_constraints),
+                    "monotone_constraints_method": "basic"})
     return out
 
 
@@ -118,8 +124,14 @@ def _fit_booster(x: np.ndarray, y: np.ndarray, encoder: FeatureEncoder, params: 
     train_set = lgb.Dataset(x, label=y, feature_name=[_safe_name(n) for n in encoder.feature_names],
                             categorical_feature=list(encoder.categorical_features) or "auto",
                             free_raw_data=True, params={"verbose": -1})
-    return lgb.train(lightgbm_params(params, encoder, seed), train_set,
-                     num_boost_round=int(params["num_boost_round"]))
+    booster = lgb.train(lightgbm_params(params, encoder, seed), train_set,
+                        num_boost_round=int(params["num_boost_round"]))
+    fit = params.get("monotone_fit", "per_tree")
+    if fit not in MONOTONE_FITS:
+        raise ValueError(f"monotone_fit must be one of {list(MONOTONE_FITS)}, not {fit!r}")
+    if fit == "isotonic_projection":
+        booster = project_monotone(booster, x, list(encoder.monotone_constraints))
+    return booster
 
 
 def _safe_name(name: str) -> str:
