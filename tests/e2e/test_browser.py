@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import connections
 from django.test import Client
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
@@ -49,6 +50,11 @@ def browser(transactional_db: None, live_server: Any) -> Iterator[Browser]:
         finally:
             chromium.close()
     finally:
+        # While Playwright runs, asyncio sees a running loop in this thread, so Django keeps this thread's
+        # database connections in a context variable instead of the thread-local (asgiref's thread-critical
+        # Local). Connections the test opened live there: close them before the loop stops, or they are
+        # orphaned, stay open, and PostgreSQL refuses to drop the test database at the end of the session.
+        connections.close_all()
         playwright.stop()
         if before is None:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
