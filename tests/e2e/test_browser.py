@@ -1,6 +1,7 @@
 """End to end in a real browser (Chromium driven by Playwright) against the live server: an officer reviews and
-overrides a denial, compliance exports decisions and verifies the audit chain, and a customer reads their private
-page with JavaScript off. Each test saves a full-page screenshot under ``CANDOR_DATA_DIR/screenshots``."""
+overrides a denial, compliance exports decisions and verifies the audit chain and reads the fair-lending report on the
+Boston Fed HMDA data, and a customer reads their private page with JavaScript off. Each test saves a full-page
+screenshot under ``CANDOR_DATA_DIR/screenshots``."""
 
 from __future__ import annotations
 
@@ -206,6 +207,30 @@ def test_compliance_exports_decisions_and_verifies_the_audit_chain(
     result = page.locator("#verify-result")
     expect(result).to_contain_text("Intact")
     screenshot(page, "compliance-audit-verified")
+
+
+def test_compliance_reads_the_fair_lending_report_on_the_boston_hmda_data(
+        transactional_db: None, live_server: Any, hmda: ModelVersion, compliance: User,
+        context: BrowserContext) -> None:
+    page = context.new_page()
+    log_in(page, live_server.url, compliance)
+    page.get_by_role("link", name="Fair lending").click()
+    expect(page.get_by_role("heading", name="Fair-lending report")).to_be_visible()
+    page.locator("#f-product").select_option("hmda-boston")
+    page.get_by_label("Reference dataset").check()
+    page.get_by_role("button", name="Show report").click()
+    page.wait_for_url("**/compliance/fairness/?*dataset=1*")
+    model_report = page.locator("section", has=page.get_by_role("heading", name=re.compile("scored by model")))
+    expect(model_report).to_contain_text("n = 2380 decisions")
+    race = model_report.locator("table", has_text="Protected group").first
+    air = race.locator("tbody tr", has_text="African American").first.locator("td.num").first
+    expect(air).to_have_text(re.compile(r"^0\.\d{3}\[0\.\d{3}, [01]\.\d{3}\]$"))
+    chart = model_report.locator(".chart svg")
+    expect(chart).to_be_visible()
+    box = chart.bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 100
+    expect(page.get_by_role("heading", name=re.compile("historical lender decisions"))).to_be_visible()
+    screenshot(page, "compliance-fair-lending-hmda")
 
 
 def customer_link_for_a_denial(client: Client) -> tuple[Decision, str]:
