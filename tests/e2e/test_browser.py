@@ -203,9 +203,18 @@ def test_compliance_exports_decisions_and_verifies_the_audit_chain(
     page.goto(f"{live_server.url}/compliance/audit/")
     expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
     expect(page.locator("#head-hash")).to_have_text(re.compile(r"^[0-9a-f]{64}$"))
+    # The head is kept outside the system: downloaded, it names the hash the page shows.
+    with page.expect_download() as head_info:
+        page.get_by_role("link", name="Download the head as JSON").click()
+    head_path = tmp_path / head_info.value.suggested_filename
+    head_info.value.save_as(str(head_path))
+    kept = json.loads(head_path.read_text(encoding="utf-8"))
+    assert kept["hash"] == page.locator("#head-hash").inner_text()
+    assert head_info.value.suggested_filename == f"candor-audit-head-{kept['sequence']}.json"
     page.get_by_role("button", name="Verify now").click()
     result = page.locator("#verify-result")
     expect(result).to_contain_text("Intact")
+    expect(result).to_contain_text(f"up to sequence {kept['sequence']} with hash {kept['hash']}")
     screenshot(page, "compliance-audit-verified")
 
 
