@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import secrets
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -37,7 +38,7 @@ from django.core import signing
 from django.core.mail import EmailMessage, get_connection
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -899,25 +900,76 @@ def customer_page_data(*, link: CustomerLink, language: Language) -> dict[str, A
 
 # --- legal holds and retention (Reg B 1002.12(b)) ----------------------------------------------------------------
 
-def legal_hold_place(*, application: Application, placed_by: AbstractBaseUser, reason: str) -> LegalHold:
-    if not reason.strip():
-        raise ValueError("a legal hold needs its reason")
+class LegalHoldInvalid(DomainError):
+    code = "invalid_legal_hold"
+
+
+MATTER_MAX = 200
+
+
+def legal_hold_application(*, identifier: str) -> Application:
+    """The application a hold is placed on, named by its own public id or by its decision's (compliance usually
+    holds the decision id from a complaint or a subpoena)."""
+    text = identifier.strip()
+    try:
+        key = uuid.UUID(text)
+    except ValueError:
+        raise LegalHoldInvalid("not an application or decision id", fields={
+            "application": [f"{text!r} is not an application or decision id"]}) from None
+    application = (Application.objects.filter(public_id=key).first()
+                   or Application.objects.filter(decision__public_id=key).first())
+    if application is None:
+        raise LegalHoldInvalid("no such application", fields={
+            "application": [f"no application or decision has the id {text}"]})
+    return application
+
+
+def legal_hold_place(*, application: Application, placed_by: AbstractBaseUser, matter: str,
+                     reason: str) -> LegalHold:
+    """Hold an application's records until the matter's final disposition (Reg B 1002.12(b)(4)); audited in the
+    same transaction. A second active hold for the same matter is refused."""
+    matter, reason = matter.strip(), reason.strip()
+    problems: dict[str, list[str]] = {}
+    if not matter:
+        problems["matter"] = ["name the matter (investigation, examination or action) the hold is for"]
+    elif len(matter) > MATTER_MAX:
+        problems["matter"] = [f"at most {MATTER_MAX} characters"]
+    if not reason:
+        problems["reason"] = ["a legal hold needs its reason"]
+    if problems:
+        raise LegalHoldInvalid("the legal hold is incomplete", fields=problems)
     with transaction.atomic():
-        hold = LegalHold.objects.create(application=application, reason=reason.strip(), placed_by=placed_by,
-                                        placed_at=timezone.now())
+        if LegalHold.objects.filter(application=application, matter=matter, released_at__isnull=True).exists():
+            raise LegalHoldInvalid("already on hold for this matter", fields={
+                "matter": [f"application {application.public_id} is already on hold for {matter!r}"]})
+        hold = LegalHold.objects.create(application=application, matter=matter, reason=reason,
+                                        placed_by=placed_by, placed_at=timezone.now())
         audit_record(event_type="legal_hold.placed", subject=hold, actor=placed_by, data={
-            "application": str(application.public_id), "reason": hold.reason})
+            "application": str(application.public_id), "matter": matter, "reason": reason})
     return hold
 
 
-def legal_hold_release(*, hold: LegalHold, released_by: AbstractBaseUser) -> LegalHold:
+def legal_hold_release(*, hold: LegalHold, released_by: AbstractBaseUser, note: str = "") -> LegalHold:
+    """End a hold (the matter reached final disposition); audited in the same transaction. The record then
+    follows the normal retention clock. Releasing a released hold changes nothing and records nothing."""
     with transaction.atomic():
         if LegalHold.objects.filter(pk=hold.pk, released_at__isnull=True).update(
-                released_at=timezone.now(), released_by=released_by):
+                released_at=timezone.now(), released_by=released_by, release_note=note.strip()):
             hold.refresh_from_db()
             audit_record(event_type="legal_hold.released", subject=hold, actor=released_by, data={
-                "application": str(hold.application.public_id), "placed_at": hold.placed_at})
+                "application": str(hold.application.public_id), "matter": hold.matter,
+                "placed_at": hold.placed_at, "note": hold.release_note})
+        else:
+            hold.refresh_from_db()
     return hold
+
+
+def legal_holds_list(*, active_only: bool = False) -> QuerySet[LegalHold]:
+    holds = LegalHold.objects.select_related("application", "application__product", "placed_by", "released_by")
+    if active_only:
+        holds = holds.filter(released_at__isnull=True)
+    return holds.order_by("released_at", "-placed_at", "-id").annotate(
+        decision_public_id=F("application__decision__public_id"))
 
 
 def add_months(moment: dt.datetime, months: int) -> dt.datetime:

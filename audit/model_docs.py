@@ -12,6 +12,7 @@ applicants) over the model's reference sample, through ``scoring.explain.Explain
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from html import escape
@@ -36,6 +37,7 @@ from lending.selectors import product_spec, scoring_model_for
 from scoring.datasets import load_dataset
 from scoring.explain import Explainer
 from scoring.features import no_information_rows
+from scoring.reasons import FORM_C1_BY_KEY
 from scoring.train import TEST_SIZE
 
 _FIGURES: dict[tuple[str, str], dict[str, Any]] = {}
@@ -192,12 +194,40 @@ def registry_fields(version: ModelVersion) -> list[dict[str, str]]:
         elif model_field.name == "status":
             value = str(ModelVersion.Status(version.status).label)
         elif model_field.name == "metrics":
-            value = json.dumps(version.metrics, sort_keys=True, allow_nan=True)
+            value = _metric_summary(version.metrics)
         else:
             raw = getattr(version, model_field.attname)
-            value = "—" if raw in (None, "") else str(raw)
+            if isinstance(raw, dt.datetime):
+                value = f"{raw.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+            else:
+                value = "—" if raw in (None, "") else str(raw)
         rows.append({"name": model_field.name, "label": str(model_field.verbose_name), "value": value})
     return rows
+
+
+def _reason_text(spec: Any, key: str | None) -> str:
+    """The words a field's reason is stated in: the product's own reason, else the Form C-1 reason it names."""
+    if not key:
+        return "—"
+    if key in spec.reasons:
+        return str(spec.reasons[key].text)
+    form_reason = FORM_C1_BY_KEY.get(key)
+    return form_reason.text if form_reason is not None else key
+
+
+def _metric_summary(metrics: dict[str, Any]) -> str:
+    """The registry's metrics in one readable line (every value is also in the Performance table and the
+    appendix's manifest, to full precision)."""
+    parts = []
+    for key in sorted(metrics):
+        value = metrics[key]
+        if isinstance(value, float):
+            parts.append(f"{key} {value:.4f}")
+        elif isinstance(value, list):
+            parts.append(f"{key} " + ", ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in value))
+        elif key != "evaluation":
+            parts.append(f"{key} {value}")
+    return "; ".join(parts)
 
 
 def model_doc_context(version: ModelVersion) -> dict[str, Any]:
@@ -206,9 +236,11 @@ def model_doc_context(version: ModelVersion) -> dict[str, Any]:
     metrics = version.metrics
     figures = _figures(version)
     monotone = dict(zip(manifest.get("feature_field", []), manifest.get("monotone_constraints", []), strict=False))
-    fields = [{"name": f.name, "label": f.label, "type": f.type, "source": f.source, "role": f.role.replace("_", " "),
+    # Long field names break after an underscore, not mid-word, in the narrow PDF column.
+    fields = [{"name": f.name, "name_breakable": mark_safe(escape(f.name).replace("_", "_<wbr>")),  # noqa: S308
+               "label": f.label, "type": f.type, "source": f.source, "role": f.role.replace("_", " "),
                "monotone": f.monotone or "—", "actionable": "yes" if f.actionable else "no",
-               "reason": (spec.reasons[f.reason].text if f.reason and f.reason in spec.reasons else f.reason) or "—",
+               "reason": _reason_text(spec, f.reason),
                "constraint": monotone.get(f.name)} for f in spec.fields]
     unseen = [f for f in fields if f["role"] != "model input"]
     metric_rows = [(label, metrics.get(key)) for key, label in (

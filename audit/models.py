@@ -272,18 +272,31 @@ class LegalHold(models.Model):
     1002.12(b)(4): records are kept until final disposition of an investigation or action)."""
 
     application = models.ForeignKey("lending.Application", on_delete=models.PROTECT, related_name="legal_holds")
+    # The investigation, examination or action the hold is for (e.g. a docket or case number): how compliance
+    # finds every record of one matter and releases them together at final disposition.
+    matter = models.CharField(max_length=200, db_index=True)
     reason = models.TextField()
     placed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     placed_at = models.DateTimeField()
     released_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                     related_name="+")
     released_at = models.DateTimeField(null=True, blank=True)
+    release_note = models.TextField(blank=True, help_text="Why the hold ended (e.g. the matter's final disposition).")
 
     class Meta:
         ordering = ("-placed_at", "-id")
+        constraints = [
+            # One active hold per application and matter: placing it twice would need two releases.
+            models.UniqueConstraint(fields=("application", "matter"), condition=models.Q(released_at__isnull=True),
+                                    name="one_active_hold_per_application_and_matter"),
+        ]
 
     def __str__(self) -> str:
-        return f"Legal hold on application {self.application_id}"
+        return f"Legal hold on application {self.application_id} ({self.matter})"
+
+    @property
+    def active(self) -> bool:
+        return self.released_at is None
 
 
 # --- exports (issue 5) -----------------------------------------------------------------------------------------

@@ -1,6 +1,14 @@
 from django.urls import path
 
-from audit import audit_views, compliance_views, customer_views, export_views, fairness_views, model_docs
+from audit import (
+    audit_views,
+    compliance_views,
+    customer_views,
+    export_views,
+    fairness_views,
+    hold_views,
+    model_docs,
+)
 
 app_name = "audit"
 
@@ -18,6 +26,8 @@ urlpatterns = [
     path("compliance/models/", model_docs.model_list, name="model-list"),
     path("compliance/models/<slug:slug>/<str:version>/", model_docs.model_doc, name="model-doc"),
     path("compliance/models/<slug:slug>/<str:version>/doc.pdf", model_docs.model_doc_pdf, name="model-doc-pdf"),
+    path("compliance/legal-holds/", hold_views.legal_holds_view, name="legal-holds"),
+    path("compliance/legal-holds/<int:pk>/release", hold_views.legal_hold_release_view, name="legal-hold-release"),
     path("compliance/notices/", compliance_views.notices_due_view, name="notices-due"),
     path("notices/<uuid:public_id>/notice.html", compliance_views.notice_html, name="notice-html"),
     path("notices/<uuid:public_id>/notice.pdf", compliance_views.notice_pdf, name="notice-pdf"),

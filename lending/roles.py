@@ -21,6 +21,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "lending.view_product", "lending.view_application", "lending.view_decision",
         "lending.view_modelversion", "lending.view_monitoringdata", "audit.view_auditevent",
         "audit.view_notice", "audit.view_customerrequest",
+        # Legal holds (Reg B 1002.12(b)(4)): compliance places and releases them.
+        "audit.view_legalhold", "audit.add_legalhold", "audit.change_legalhold",
     ),
     ADMIN: (
         "lending.view_product", "lending.view_application", "lending.add_application",
@@ -29,6 +31,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "lending.view_monitoringdata", "audit.view_auditevent", "auth.view_user", "auth.add_user",
         "auth.change_user", "lending.view_apitoken", "lending.add_apitoken",
         "audit.view_notice", "audit.view_customerrequest", "audit.add_customerlink",
+        "audit.view_legalhold", "audit.add_legalhold", "audit.change_legalhold",
     ),
 }
 

@@ -86,6 +86,39 @@ def approved_demo(demo_version: ModelVersion, admin_user: User) -> ModelVersion:
     return model_version_approve(model_version=demo_version, approved_by=admin_user)
 
 
+def _registered_and_approved(slug: str, path: Path, admin_user: User) -> ModelVersion:
+    spec = get_spec(slug)
+    product = product_register(spec=spec, spec_text=(PRODUCTS_DIR / f"{slug}.toml").read_text(encoding="utf-8"))
+    version = model_version_register(product=product, path=path, manifest=read_manifest(path))
+    return model_version_approve(model_version=version, approved_by=admin_user)
+
+
+@pytest.fixture(scope="session")
+def hmda_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Boston Fed HMDA product's model, trained once per session on the whole study (2,380 rows)."""
+    spec = get_spec("hmda-boston")
+    dataset = load_dataset(spec)
+    return save_model(train_product(spec, dataset, seed=0), spec, dataset, tmp_path_factory.mktemp("hmda-models"))
+
+
+@pytest.fixture
+def hmda(db: None, hmda_model_path: Path, admin_user: User) -> ModelVersion:
+    return _registered_and_approved("hmda-boston", hmda_model_path, admin_user)
+
+
+@pytest.fixture(scope="session")
+def german_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The German credit product's model, trained once per session (1,000 rows)."""
+    spec = get_spec("german-credit")
+    dataset = load_dataset(spec)
+    return save_model(train_product(spec, dataset, seed=0), spec, dataset, tmp_path_factory.mktemp("german-models"))
+
+
+@pytest.fixture
+def german_credit(db: None, german_model_path: Path, admin_user: User) -> ModelVersion:
+    return _registered_and_approved("german-credit", german_model_path, admin_user)
+
+
 @pytest.fixture
 def client_for() -> Callable[[User], Client]:
     def make(user: User) -> Client:

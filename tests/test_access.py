@@ -14,7 +14,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from audit.adverse import customer_link_issue
+from audit.adverse import customer_link_issue, legal_hold_place
 from lending.models import Decision, ModelVersion
 from tests.conftest import demo_fields
 
@@ -33,6 +33,8 @@ ACCESS: dict[str, tuple[str, set[str]]] = {
     "audit:audit-head": ("GET", {COMPLIANCE, ADMIN}),
     "audit:audit-verify": ("POST", {COMPLIANCE, ADMIN}),
     "audit:notices-due": ("GET", {COMPLIANCE, ADMIN}),
+    "audit:legal-holds": ("GET", {COMPLIANCE, ADMIN}),
+    "audit:legal-hold-release": ("POST", {COMPLIANCE, ADMIN}),
     "audit:fairness-report": ("GET", {COMPLIANCE, ADMIN}),
     "audit:model-list": ("GET", STAFF),
     "audit:model-doc": ("GET", STAFF),
@@ -94,9 +96,12 @@ def world(
     )
     decision = Decision.objects.get(public_id=made["id"])
     token, _ = customer_link_issue(decision=decision)
+    hold = legal_hold_place(application=decision.application, placed_by=compliance, matter="Access test",
+                            reason="a hold to aim the release URL at")
     return {
         "decision": decision,
         "token": token,
+        "hold": hold,
         "users": {OFFICER: officer, COMPLIANCE: compliance, ADMIN: admin_user, NONE: outsider},
     }
 
@@ -109,6 +114,7 @@ def concrete(path: str, world: dict[str, object]) -> str:
         .replace("<slug:slug>", "demo")
         .replace("<str:token>", str(world["token"]))
         .replace("<str:version>", decision.model_version.version)
+        .replace("<int:pk>", str(world["hold"].pk))  # type: ignore[attr-defined]
     )
 
 

@@ -5,37 +5,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
 from audit.models import AuditEvent
 from lending.models import ModelVersion, MonitoringData, Product
-from lending.services import application_submit, model_version_approve, model_version_register, product_register
-from scoring.artifact import read_manifest, save_model
+from lending.services import application_submit
 from scoring.datasets import load_dataset
-from scoring.spec import PRODUCTS_DIR, get_spec
-from scoring.train import train_product
+from scoring.fairness import ELDERLY_LABEL, UNDER_ELDERLY_LABEL
+from scoring.spec import get_spec
 
 URL = "/compliance/fairness/"
-
-
-@pytest.fixture(scope="session")
-def hmda_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    spec = get_spec("hmda-boston")
-    dataset = load_dataset(spec)
-    return save_model(train_product(spec, dataset, seed=0), spec, dataset, tmp_path_factory.mktemp("hmda-models"))
-
-
-@pytest.fixture
-def hmda(db: None, hmda_model_path: Path, admin_user: User) -> ModelVersion:
-    spec = get_spec("hmda-boston")
-    product = product_register(spec=spec, spec_text=(PRODUCTS_DIR / "hmda-boston.toml").read_text(encoding="utf-8"))
-    version = model_version_register(product=product, path=hmda_model_path, manifest=read_manifest(hmda_model_path))
-    return model_version_approve(model_version=version, approved_by=admin_user)
 
 
 def _application(row: dict[str, Any]) -> dict[str, Any]:
@@ -95,3 +77,21 @@ def test_product_without_monitoring_fields_says_so(approved_demo: ModelVersion, 
     response = client_for(compliance).get(URL, {"product": "demo"})
     assert response.status_code == 200
     assert "no monitoring-only fields" in response.content.decode()
+
+
+def test_german_credit_reports_sex_age_62_and_their_intersection(german_credit: ModelVersion, compliance: User,
+                                                                 client_for: Callable[[User], Client]) -> None:
+    response = client_for(compliance).get(URL, {"product": "german-credit", "dataset": "1"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "By sex" in html and "By age_band" in html and "By sex × age_band" in html
+    for protected in ("female", ELDERLY_LABEL):
+        # the protected group's AIR cell against its control: a value and its [lower, upper] interval
+        assert re.search(re.escape(protected) + r"</td>\s*<td class=\"num\">[01]\.\d{3}<span class=\"ci\">"
+                         r"\[[01]\.\d{3}, [0-9]\.\d{3}\]", html), protected
+    assert "male (control)" in html and f"{UNDER_ELDERLY_LABEL} (control)" in html
+    assert html.count("<svg") == 1  # the German data has no lender decisions: one report, one chart
+    event = AuditEvent.objects.filter(event_type="fairness.report_viewed").last()
+    assert event is not None
+    breakdowns = {a["breakdown"] for r in event.data["reports"] for a in r["airs"]}
+    assert breakdowns == {"sex", "age_band", "sex × age_band"}

@@ -66,7 +66,7 @@ def test_purge_spares_held_and_young_records_removes_old_ones_and_audits_it(appr
         overridden = decide(approved_demo, officer, expect="approved", **APPROVED)
         for decision in (old_denial, held_denial, unnotified, reopened):
             adverse_action_prepare(decision_id=decision.pk)
-        hold = legal_hold_place(application=held_denial.application, placed_by=compliance,
+        hold = legal_hold_place(application=held_denial.application, placed_by=compliance, matter="Doe v. Lender",
                                 reason="Subpoena 2024-117 (civil action pending)")
     with at(OLD + dt.timedelta(days=5)):
         officer_decide(decision=overridden, officer=officer, action="override", factors=["amount"])

@@ -1,6 +1,7 @@
 """End to end in a real browser (Chromium driven by Playwright) against the live server: an officer reviews and
-overrides a denial, compliance exports decisions and verifies the audit chain, and a customer reads their private
-page with JavaScript off. Each test saves a full-page screenshot under ``CANDOR_DATA_DIR/screenshots``."""
+overrides a denial, compliance exports decisions and verifies the audit chain and reads the fair-lending report on the
+Boston Fed HMDA data, and a customer reads their private page with JavaScript off. Each test saves a full-page
+screenshot under ``CANDOR_DATA_DIR/screenshots``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import connections
 from django.test import Client
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
@@ -49,6 +51,11 @@ def browser(transactional_db: None, live_server: Any) -> Iterator[Browser]:
         finally:
             chromium.close()
     finally:
+        # While Playwright runs, asyncio sees a running loop in this thread, so Django keeps this thread's
+        # database connections in a context variable instead of the thread-local (asgiref's thread-critical
+        # Local). Connections the test opened live there: close them before the loop stops, or they are
+        # orphaned, stay open, and PostgreSQL refuses to drop the test database at the end of the session.
+        connections.close_all()
         playwright.stop()
         if before is None:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
@@ -196,10 +203,43 @@ def test_compliance_exports_decisions_and_verifies_the_audit_chain(
     page.goto(f"{live_server.url}/compliance/audit/")
     expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
     expect(page.locator("#head-hash")).to_have_text(re.compile(r"^[0-9a-f]{64}$"))
+    # The head is kept outside the system: downloaded, it names the hash the page shows.
+    with page.expect_download() as head_info:
+        page.get_by_role("link", name="Download the head as JSON").click()
+    head_path = tmp_path / head_info.value.suggested_filename
+    head_info.value.save_as(str(head_path))
+    kept = json.loads(head_path.read_text(encoding="utf-8"))
+    assert kept["hash"] == page.locator("#head-hash").inner_text()
+    assert head_info.value.suggested_filename == f"candor-audit-head-{kept['sequence']}.json"
     page.get_by_role("button", name="Verify now").click()
     result = page.locator("#verify-result")
     expect(result).to_contain_text("Intact")
+    expect(result).to_contain_text(f"up to sequence {kept['sequence']} with hash {kept['hash']}")
     screenshot(page, "compliance-audit-verified")
+
+
+def test_compliance_reads_the_fair_lending_report_on_the_boston_hmda_data(
+        transactional_db: None, live_server: Any, hmda: ModelVersion, compliance: User,
+        context: BrowserContext) -> None:
+    page = context.new_page()
+    log_in(page, live_server.url, compliance)
+    page.get_by_role("link", name="Fair lending").click()
+    expect(page.get_by_role("heading", name="Fair-lending report")).to_be_visible()
+    page.locator("#f-product").select_option("hmda-boston")
+    page.get_by_label("Reference dataset").check()
+    page.get_by_role("button", name="Show report").click()
+    page.wait_for_url("**/compliance/fairness/?*dataset=1*")
+    model_report = page.locator("section", has=page.get_by_role("heading", name=re.compile("scored by model")))
+    expect(model_report).to_contain_text("n = 2380 decisions")
+    race = model_report.locator("table", has_text="Protected group").first
+    air = race.locator("tbody tr", has_text="African American").first.locator("td.num").first
+    expect(air).to_have_text(re.compile(r"^0\.\d{3}\[0\.\d{3}, [01]\.\d{3}\]$"))
+    chart = model_report.locator(".chart svg")
+    expect(chart).to_be_visible()
+    box = chart.bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 100
+    expect(page.get_by_role("heading", name=re.compile("historical lender decisions"))).to_be_visible()
+    screenshot(page, "compliance-fair-lending-hmda")
 
 
 def customer_link_for_a_denial(client: Client) -> tuple[Decision, str]:
