@@ -504,6 +504,9 @@ class LinearHead:
     bias: npt.NDArray[np.float64]  # (classes,)
     encoder: str
     digest: str
+    # Where the head came from (source files and their sha256, rows, split, seed, date, command);
+    # empty for a head saved without it.
+    provenance: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def probabilities(self, embeddings: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
         logits = np.asarray(embeddings, dtype=np.float64) @ self.weights.T + self.bias
@@ -518,11 +521,12 @@ def head_path(field_name: str, data_dir: Path | None = None) -> Path:
 
 
 def save_head(path: Path, classes: Sequence[str], weights: npt.NDArray[Any], bias: npt.NDArray[Any],
-              encoder: str, about: str) -> None:
+              encoder: str, about: str, provenance: Mapping[str, Any] | None = None) -> None:
     with path.open("wb") as handle:
         np.savez_compressed(handle, classes=np.array(list(classes), dtype=np.str_),
                             weights=np.asarray(weights, dtype=np.float32), bias=np.asarray(bias, dtype=np.float32),
-                            encoder=np.array(encoder, dtype=np.str_), about=np.array(about, dtype=np.str_))
+                            encoder=np.array(encoder, dtype=np.str_), about=np.array(about, dtype=np.str_),
+                            provenance=np.array(json.dumps(dict(provenance or {}), sort_keys=True), dtype=np.str_))
 
 
 def load_head(field_name: str, data_dir: Path | None = None) -> LinearHead | None:
@@ -538,11 +542,18 @@ def load_head(field_name: str, data_dir: Path | None = None) -> LinearHead | Non
         bias = data["bias"].astype(np.float64)
         classes = tuple(str(c) for c in data["classes"])
         encoder = str(data["encoder"])
+        provenance_text = str(data["provenance"]) if "provenance" in data.files else "{}"
+    try:
+        provenance = json.loads(provenance_text)
+    except ValueError as exc:
+        raise LanguageConfigError(f"{path.name}: its provenance is not JSON ({exc})") from exc
+    if not isinstance(provenance, dict):
+        raise LanguageConfigError(f"{path.name}: its provenance must be a JSON object")
     if weights.shape != (len(classes), weights.shape[1]) or bias.shape != (len(classes),):
         raise LanguageConfigError(f"{path.name}: weights {weights.shape} and bias {bias.shape} do not fit "
                                   f"{len(classes)} classes")
     return LinearHead(classes=classes, weights=weights, bias=bias, encoder=encoder,
-                      digest=hashlib.sha256(blob).hexdigest())
+                      digest=hashlib.sha256(blob).hexdigest(), provenance=provenance)
 
 
 _EXAMPLE_EMBEDDINGS: dict[tuple[str, str, str], FloatArray] = {}
