@@ -35,7 +35,7 @@ from lending.selectors import (
     scoring_model_for,
 )
 from scoring.language import Extraction as CoreExtraction
-from scoring.language import LanguageConfigError, LanguageModelError, extract_application
+from scoring.language import LanguageConfigError, LanguageModelError, extract_application, review_threshold
 from scoring.policy import REFERRED, policy_decide
 from scoring.spec import ApplicationInvalid, ProductSpec, clean_value, json_safe, validate_fields
 
@@ -151,7 +151,9 @@ def _extract(spec: ProductSpec, cleaned: Mapping[str, Any]) -> dict[str, CoreExt
         return {}
     texts = {spec.field(name).derived_from[0]: text for name, text in needed.items()}
     try:
-        readings = extract_application(spec, texts, evidence=False)
+        # The threshold is read per application, so a change of configuration applies without a restart;
+        # the extractor for each threshold is still built once per process.
+        readings = extract_application(spec, texts, evidence=False, threshold=review_threshold())
     except (LanguageModelError, LanguageConfigError) as exc:
         # No reading, no decision: scoring without a field the product reads would be a different model.
         raise LanguageModelUnavailable(f"the language model could not read the application's text: {exc}") from exc
@@ -375,6 +377,7 @@ def extraction_evidence_ensure(*, application_id: int) -> int:
     application = pending[0].application
     spec = product_spec(product=application.product)
     texts = {e.text_field: application.values.get(e.text_field) for e in pending}
+    # The threshold changes only whether a reading needs review, never the reading: the default one will do.
     readings = extract_application(spec, texts, evidence=True)
     now = timezone.now()
     done = 0
