@@ -394,6 +394,9 @@ def reasons_lint(spec: ProductSpec, *, behavioural_fields: Iterable[str] = ()) -
         if kind and not is_product_reason:
             problems.append(f"{where} is {kind} and maps to the Form C-1 reason {reason.text!r}; it needs a "
                             "product reason naming the specific behaviour")
+        elif kind == "text-derived" and VALUE_PLACEHOLDER not in reason.customer_text:
+            problems.append(f"{where} is text-derived and its reason {reason.key!r} does not name the stated "
+                            f"value ({VALUE_PLACEHOLDER})")
         for wording in (reason.text, reason.customer_text):
             phrase = insufficient_phrase_in(wording)
             if phrase:
