@@ -250,7 +250,8 @@ def gunicorn(env: Mapping[str, str], port: int, log_path: Path) -> Iterator[subp
 
 
 def wait_until_up(process: subprocess.Popen[bytes], port: int, key: str, log_path: Path,
-                  deadline_s: float = 60.0) -> None:
+                  deadline_s: float = 300.0) -> None:
+    # Generous: each web process loads the language model (torch and the weights) before it answers.
     deadline = time.monotonic() + deadline_s
     last_error = ""
     while time.monotonic() < deadline:
