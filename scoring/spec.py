@@ -338,7 +338,7 @@ def _check_reason(product: str, spec: FieldSpec, reasons: Mapping[str, ProductRe
 def _check_value_reason(product: str, spec: FieldSpec, reasons: Mapping[str, ProductReason]) -> None:
     """A text-derived model input's reason names the value read from the text (CFPB circular 2023-03):
     its wording carries ``{value}``, filled with the category's label, so every category needs one."""
-    if not spec.is_model_input or spec.reason not in reasons:
+    if not spec.is_model_input or spec.reason is None or spec.reason not in reasons:
         return
     reason = reasons[spec.reason]
     for name, wording in (("text", reason.text), ("customer_text", reason.customer_text)):
