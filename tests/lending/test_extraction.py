@@ -14,10 +14,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from audit.adverse import reason_statement_current
+from audit.adverse import adverse_action_prepare, reason_statement_current
 from audit.models import AuditEvent, ExplanationRequest
 from lending.errors import ExtractionReviewInvalid
-from lending.models import Decision, Extraction, ModelVersion, OfficerAction
+from lending.models import Application, Decision, Extraction, ModelVersion, OfficerAction
 from lending.services import application_submit, extraction_evidence_ensure, extraction_review, officer_decide
 from tests.conftest import demo_fields
 
@@ -216,6 +216,18 @@ def test_a_text_derived_reason_names_the_value_in_english_and_spanish(officer_cl
     assert first["customer_text"] == "The purpose of the loan you told us: starting or running a small business"
     assert first["customer_text_es"] == ("El destino del préstamo que nos indicó: iniciar o administrar un pequeño "
                                          "negocio")
+    # The notice the applicant receives states it in the applicant's language.
+    notice = adverse_action_prepare(decision_id=decision.pk).notice
+    assert notice is not None and notice.language == "en"
+    assert "The purpose of the loan you told us: starting or running a small business" in notice.html
+    spanish = Decision.objects.get(public_id=submit(officer_client, loan_purpose_text=BAKERY)["id"])
+    Application.objects.filter(pk=spanish.application_id).update(
+        identity={**spanish.application.identity, "language": "es"})
+    spanish.refresh_from_db()
+    officer_decide(decision=spanish, officer=officer, action="deny", factors=["purpose_category"])
+    notice_es = adverse_action_prepare(decision_id=spanish.pk).notice
+    assert notice_es is not None and notice_es.language == "es"
+    assert "El destino del préstamo que nos indicó: iniciar o administrar un pequeño negocio" in notice_es.html
 
 
 def test_application_submit_without_the_api_reads_the_text_too(approved_demo: ModelVersion, officer: User) -> None:
