@@ -248,6 +248,9 @@ def decision_act(request: HttpRequest, public_id: str) -> HttpResponse:
         decision = decision_get(public_id=public_id)
     except Decision.DoesNotExist:
         raise Http404("no such decision") from None
+    if not decision.is_current:
+        messages.error(request, "This decision has been superseded by a re-scored one: decide on the current one.")
+        return redirect("lending:decision-detail", public_id=decision.public_id)
     spec = product_spec(product=decision.application.product)
     form = OfficerActionForm(request.POST, spec=spec)
     if form.is_valid():

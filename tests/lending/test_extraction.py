@@ -199,6 +199,8 @@ def test_the_officer_page_shows_the_reading_with_its_evidence_and_the_officer_co
     old_page = officer_client.get(f"/decisions/{decision.public_id}/").content.decode()
     assert "Superseded." in old_page and str(new.public_id) in old_page
     assert "/extractions/purpose_category" not in old_page  # only the current decision takes a review
+    refused = officer_client.post(f"/decisions/{decision.public_id}/act", {"action": "approve"})
+    assert refused.status_code == 302 and not OfficerAction.objects.filter(decision=decision).exists()
 
 
 def test_a_text_derived_reason_names_the_value_in_english_and_spanish(officer_client: Client,
