@@ -105,7 +105,8 @@ def decision_body(decision: Decision, *, just_made: bool = False) -> dict[str, A
     """The decision as the API shows it. ``just_made``: the explanation cannot exist yet, skip the lookup."""
     from audit.adverse import adverse_action_api
 
-    superseded_by = None if just_made else Decision.all_objects.filter(supersedes=decision).first()
+    # Only a superseded decision has a successor: no query for a current one.
+    superseded_by = None if decision.is_current else Decision.all_objects.filter(supersedes=decision).first()
     return {
         "id": str(decision.public_id),
         "application": str(decision.application.public_id),
