@@ -69,9 +69,10 @@ from audit.notices import (
 )
 from audit.services import audit_record
 from lending.errors import DomainError
-from lending.models import Application, Decision, MonitoringData, OfficerAction
+from lending.models import Application, Decision, Extraction, MonitoringData, OfficerAction
 from lending.selectors import product_spec
 from scoring.adverse_action import (
+    PRODUCT_CATEGORY_ES,
     BureauInfo,
     CreditScoreDisclosure,
     KeyFactor,
@@ -222,7 +223,7 @@ def reason_statement_ensure(*, decision: Decision) -> ReasonStatement | None:
     # Reg B 1002.9(b)(2), comments 9(b)(2)-1, -4, -8: knockout first, then the fields that pushed toward
     # denial, grouped by reason, at most four, never an input the model did not use.
     reasons = principal_reasons(spec, attributions=payload["attributions"],
-                                knockout_reason=decision.knockout_reason or None)
+                                knockout_reason=decision.knockout_reason or None, values=decision.inputs)
     try:
         with transaction.atomic():
             Decision.objects.select_for_update().filter(pk=decision.pk).first()
@@ -263,7 +264,7 @@ def officer_statement_record(*, decision: Decision, action: OfficerAction) -> Re
     attributions = dict(explanation.payload["attributions"]) if explanation is not None else {}
     try:
         reasons = principal_reasons(spec, attributions=attributions, knockout_reason=decision.knockout_reason or None,
-                                    officer_factors=list(action.factors))
+                                    officer_factors=list(action.factors), values=decision.inputs)
     except ReasonError as exc:
         raise OfficerDecisionInvalid(f"the factors cannot be stated as reasons: {exc}",
                                      fields={"factors": [str(exc)]}) from exc
@@ -299,6 +300,8 @@ CATEGORY_LABELS_ES: dict[tuple[str, str], dict[str, str]] = {
         "A44": "Electrodomésticos", "A45": "Reparaciones", "A46": "Educación", "A47": "Vacaciones",
         "A48": "Capacitación", "A49": "Negocio", "A410": "Otro"},
     ("german-credit", "other_debtors"): {"A101": "Ninguno", "A102": "Cosolicitante", "A103": "Garante"},
+    # Text-derived fields: the labels their reasons name (scoring.adverse_action).
+    **PRODUCT_CATEGORY_ES,
 }
 _UNIT_WORDS = {"months": (("month", "months"), ("mes", "meses")), "years": (("year", "years"), ("año", "años"))}
 _RECOURSE_LINE = {"en": "{label}: {new} instead of {old}", "es": "{label}: {new} en lugar de {old}"}
@@ -709,7 +712,10 @@ class AdverseActionResult:
 
 def adverse_action_prepare(*, decision_id: int) -> AdverseActionResult:
     """State the reasons, render the notice, issue the link and send, whichever of these is not done yet."""
-    decision = Decision.objects.select_related("application__product", "model_version").get(pk=decision_id)
+    decision = Decision.all_objects.select_related("application__product", "model_version").get(pk=decision_id)
+    if not decision.is_current:
+        # Re-scored: the decision that superseded it has its own adverse action.
+        return AdverseActionResult(statement=None, notice=None, sent=False)
     statement = reason_statement_ensure(decision=decision)
     if statement is None:
         return AdverseActionResult(statement=None, notice=None, sent=False)
@@ -985,9 +991,9 @@ def retention_until(*, application: Application) -> dt.datetime | None:
     """When the record of an application may go: 25 months after the latest of its notices' dates
     (1002.12(b)(1)), its decision, officer actions and customer requests (approvals without a notice:
     after the decision). None while it must be kept regardless: an adverse action not yet notified."""
-    decision = Decision.objects.filter(application=application).first()
     moments = [application.submitted_at]
-    if decision is not None:
+    # Every decision of the application counts, superseded ones too (they are part of its record).
+    for decision in Decision.all_objects.filter(application=application).order_by("id"):
         moments.append(decision.decided_at)
         moments += list(OfficerAction.objects.filter(decision=decision).values_list("created_at", flat=True))
         moments += list(CustomerRequest.objects.filter(decision=decision).values_list("created_at", flat=True))
@@ -996,7 +1002,8 @@ def retention_until(*, application: Application) -> dt.datetime | None:
                 return None  # not yet notified: the 25 months have not started
             notice_day = dt.datetime.combine(notice.notice_date, dt.time(), tzinfo=dt.UTC)
             moments += [notice_day, notice.sent_at or notice_day]
-        if decision_final(decision=decision).adverse and not Notice.objects.filter(decision=decision).exists():
+        if decision.is_current and decision_final(decision=decision).adverse \
+                and not Notice.objects.filter(decision=decision).exists():
             return None  # a denial without a notice is an open compliance issue, never purged
     return add_months(max(moments), RETENTION_MONTHS)
 
@@ -1036,7 +1043,7 @@ def retention_purge(*, now: dt.datetime | None = None, dry_run: bool = False,
     with transaction.atomic(durable=not dry_run):
         expired, held = retention_expired(now=now)
         app_ids = [a.pk for a in expired]
-        decisions = list(Decision.objects.filter(application_id__in=app_ids).values_list("pk", "public_id"))
+        decisions = list(Decision.all_objects.filter(application_id__in=app_ids).values_list("pk", "public_id"))
         decision_ids = [pk for pk, _ in decisions]
         # Children first: every one of these references the next ones with on_delete=PROTECT.
         plan: list[tuple[str, QuerySet[Any]]] = [
@@ -1047,7 +1054,8 @@ def retention_purge(*, now: dt.datetime | None = None, dry_run: bool = False,
             ("explanations", Explanation.objects.filter(decision_id__in=decision_ids)),
             ("explanation_requests", ExplanationRequest.objects.filter(decision_id__in=decision_ids)),
             ("officer_actions", OfficerAction.objects.filter(decision_id__in=decision_ids)),
-            ("decisions", Decision.objects.filter(pk__in=decision_ids)),
+            ("decisions", Decision.all_objects.filter(pk__in=decision_ids)),
+            ("extractions", Extraction.objects.filter(application_id__in=app_ids)),
             ("monitoring_data", MonitoringData.objects.filter(application_id__in=app_ids)),
             ("legal_holds", LegalHold.objects.filter(application_id__in=app_ids, released_at__isnull=False)),
             ("applications", Application.objects.filter(pk__in=app_ids)),
@@ -1057,6 +1065,8 @@ def retention_purge(*, now: dt.datetime | None = None, dry_run: bool = False,
                              decisions=tuple(str(public_id) for _, public_id in decisions), counts=counts, held=held)
         if dry_run or not app_ids:
             return report
+        # A re-scored decision protects the one it superseded: unlink them before deleting both.
+        Decision.all_objects.filter(pk__in=decision_ids, supersedes__isnull=False).update(supersedes=None)
         for _name, queryset in plan:
             queryset.delete()
         audit_record(event_type="retention.purged", subject=("audit.retention", now.isoformat()), actor=actor, data={

@@ -127,8 +127,10 @@ def explanation_record(*, decision_id: int) -> Explanation:
     if existing is not None:
         ExplanationRequest.objects.filter(decision_id=decision_id, completed_at__isnull=True).update(
             completed_at=existing.computed_at)
+        _evidence_ensure(existing.decision)
         return existing
-    decision = Decision.objects.select_related("application__product", "model_version").get(pk=decision_id)
+    # A superseded decision is explained too: it stays in the record beside the one that replaced it.
+    decision = Decision.all_objects.select_related("application__product", "model_version").get(pk=decision_id)
     result = explanation_compute_for(decision=decision)
     now = timezone.now()
     try:
@@ -146,7 +148,20 @@ def explanation_record(*, decision_id: int) -> Explanation:
     except IntegrityError:
         # Another delivery of the same task got there first: keep its explanation.
         return Explanation.objects.get(decision_id=decision_id, explainer_version=EXPLAINER_VERSION)
+    _evidence_ensure(decision)
     return explanation
+
+
+def _evidence_ensure(decision: Decision) -> None:
+    """After the explanation (so as not to delay it): measure the evidence of the application's language-model
+    readings that have none yet (issue 6; too slow for the request path). A failure is logged and retried by
+    the next delivery or ``explain_pending``; the explanation stands."""
+    from lending.services import extraction_evidence_ensure
+
+    try:
+        extraction_evidence_ensure(application_id=decision.application_id)
+    except Exception:
+        logger.exception("measuring the language-model evidence of application %s failed", decision.application_id)
 
 
 def explanation_latest(*, decision: Decision) -> Explanation | None:

@@ -72,7 +72,7 @@ def _replayed_reason_keys(decision: Decision, statement: ReasonStatement, attrib
     if statement.source == ReasonStatement.Source.OFFICER and statement.officer_action is not None:
         officer_factors = list(statement.officer_action.factors)
     reasons = principal_reasons(spec, attributions=attributions, knockout_reason=decision.knockout_reason or None,
-                                officer_factors=officer_factors)
+                                officer_factors=officer_factors, values=decision.inputs)
     return [reason.key for reason in reasons]
 
 

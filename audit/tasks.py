@@ -97,6 +97,11 @@ def explainer_warm(**_: object) -> None:
             rows = model.reference[:64]
             explainer.explain_many([decode_features(model.encoder, spec, row) for row in rows])
             explainer.explain(decode_features(model.encoder, spec, rows[0]))
+            if spec.derived_fields:
+                # The language model that measures the evidence of text readings: loaded once per process.
+                from scoring.language import extract_application
+
+                extract_application(spec, {f.derived_from[0]: "warm up" for f in spec.derived_fields})
             warmed += 1
         close_old_connections()
         logger.info("explainer warm: %d approved model version(s) in %.1f s", warmed, time.monotonic() - started)

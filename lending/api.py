@@ -55,8 +55,11 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "description": spec.description,
         "credit_type": spec.credit_type,
         "currency": spec.currency,
-        # What a client submits: applicant and bureau fields. Text-derived fields are computed.
+        # What a client submits: applicant and bureau fields. Text-derived fields are read by the language
+        # model from their text field; a client may send one itself (it is then not read).
         "fields": [_field_description(f) for f in spec.submitted_fields],
+        "derived_fields": [{**_field_description(f), "derived_from": list(f.derived_from)}
+                           for f in spec.derived_fields],
     })
 
 
@@ -87,10 +90,23 @@ def explanation_body(decision: Decision) -> dict[str, Any] | None:
     }
 
 
+def extractions_body(decision: Decision) -> list[dict[str, Any]]:
+    """What the language model read from the application's texts (issue 6), and whether a person reviewed it."""
+    return [{
+        "field": e.field, "text_field": e.text_field, "value": e.value, "confidence": e.confidence,
+        "threshold": e.threshold, "needs_review": e.needs_review, "status": e.status,
+        "confirmed_value": e.confirmed_value or None, "used_in_decision": decision.inputs.get(e.field),
+        "candidates": e.candidates, "provider": e.provider, "provider_version": e.provider_version,
+        "evidence": e.evidence["spans"] if e.evidence else None,
+    } for e in decision.application.extractions.order_by("id")]
+
+
 def decision_body(decision: Decision, *, just_made: bool = False) -> dict[str, Any]:
     """The decision as the API shows it. ``just_made``: the explanation cannot exist yet, skip the lookup."""
     from audit.adverse import adverse_action_api
 
+    # Only a superseded decision has a successor: no query for a current one.
+    superseded_by = None if decision.is_current else Decision.all_objects.filter(supersedes=decision).first()
     return {
         "id": str(decision.public_id),
         "application": str(decision.application.public_id),
@@ -100,6 +116,11 @@ def decision_body(decision: Decision, *, just_made: bool = False) -> dict[str, A
         "model_version": decision.model_version.version,
         "decided_at": decision.decided_at.isoformat(),
         "knockout_reason": decision.knockout_reason or None,
+        "referral_cause": decision.referral_cause or None,
+        "extractions": extractions_body(decision),
+        "current": decision.is_current,
+        "supersedes": str(decision.supersedes.public_id) if decision.supersedes_id else None,
+        "superseded_by": str(superseded_by.public_id) if superseded_by else None,
         "explanation": None if just_made else explanation_body(decision),
         "links": {
             "self": reverse("api-decision-detail", args=[decision.public_id]),

@@ -37,3 +37,16 @@ class ModelNotApproved(DomainError):
 class NoServingModel(DomainError):
     code = "no_approved_model"
     status = 409
+
+
+class ExtractionReviewInvalid(DomainError):
+    """An officer's confirmation or correction of a language-model reading that cannot be accepted."""
+
+    code = "invalid_extraction_review"
+
+
+class LanguageModelUnavailable(DomainError):
+    """The language model could not read an application's text (provider down, misconfigured)."""
+
+    code = "language_model_unavailable"
+    status = 503

@@ -73,3 +73,19 @@ class OfficerActionForm(forms.Form):
         if other:
             chosen.append(f"other: {other}")
         return chosen
+
+
+class ExtractionReviewForm(forms.Form):
+    """An officer's confirmation or correction of a language-model reading. The choices are the field's
+    categories; the service checks the value again (``lending.services.extraction_review``)."""
+
+    value = forms.CharField(label="Value")
+    comment = forms.CharField(required=False, max_length=4000, widget=forms.TextInput(), label="Comment")
+
+    def __init__(self, *args: Any, field_spec: FieldSpec, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.field_spec = field_spec
+        # A plain field with a select widget: the service, not Django's choice check, says what is wrong.
+        self.fields["value"].widget = forms.Select(
+            choices=[(c, field_spec.category_labels.get(c, c)) for c in field_spec.categories])
+        self.fields["value"].label = field_spec.label

@@ -94,8 +94,23 @@ class MonitoringData(models.Model):
         return f"Monitoring data for {self.application_id}"
 
 
+class CurrentDecisionManager(models.Manager["Decision"]):
+    """Decisions still in force: every query, list, export, report and sweep works on these by default.
+
+    A decision superseded by a re-score (an officer corrected a text-derived value) stays in the table for
+    the audit trail; ``Decision.all_objects`` reaches it, and so does any foreign key to it.
+    """
+
+    def get_queryset(self) -> models.QuerySet[Decision]:
+        return super().get_queryset().filter(superseded_at__isnull=True)
+
+
 class Decision(models.Model):
-    """What the model and the policy decided, with everything needed to reproduce it exactly."""
+    """What the model and the policy decided, with everything needed to reproduce it exactly.
+
+    An application has one current decision; a re-score (``lending.services.extraction_review``) makes a
+    new one and marks the old one superseded (``superseded_at``, ``superseded_by``), never changing it.
+    """
 
     class Outcome(models.TextChoices):
         APPROVED = "approved", "Approved"
@@ -103,7 +118,7 @@ class Decision(models.Model):
         REFERRED = "referred", "Referred for manual review"
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    application = models.OneToOneField(Application, on_delete=models.PROTECT, related_name="decision")
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="decisions")
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="decisions")
     outcome = models.CharField(max_length=16, choices=Outcome.choices, db_index=True)
     probability_of_default = models.FloatField()
@@ -116,13 +131,83 @@ class Decision(models.Model):
     # The manual-review switch was on: the policy's own verdict is in the audit event, the outcome is
     # "referred" so that an officer decides.
     manual_review = models.BooleanField(default=False)
+    # Why the outcome is "referred" whatever the score, in words an officer reads (e.g. a language-model
+    # reading below the review threshold); blank when the policy alone decided.
+    referral_cause = models.TextField(blank=True)
     decided_at = models.DateTimeField(db_index=True)
+    # The decision this one re-scored (an officer corrected a value), and when it was itself superseded.
+    supersedes = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT,
+                                      related_name="superseded_by")
+    superseded_at = models.DateTimeField(null=True, blank=True)
+
+    all_objects = models.Manager()  # every decision, superseded ones too (also what foreign keys reach)
+    objects = CurrentDecisionManager()
 
     class Meta:
         ordering = ("-decided_at",)
+        default_manager_name = "objects"
+        base_manager_name = "all_objects"
+        constraints = [models.UniqueConstraint(fields=("application",), condition=models.Q(superseded_at__isnull=True),
+                                               name="one_current_decision_per_application")]
 
     def __str__(self) -> str:
         return f"Decision {self.public_id}: {self.outcome}"
+
+    @property
+    def is_current(self) -> bool:
+        return self.superseded_at is None
+
+
+class Extraction(models.Model):
+    """What the language model read from one text field of an application into one category field.
+
+    ``value`` is the model's reading and never changes; ``confirmed_value`` is what the credit model uses
+    once an officer confirmed or corrected it. ``evidence`` (the words that drove the reading, each with
+    the measured drop in the chosen category's probability when it is deleted) is measured off the request
+    path by the worker and stored once, with an audit event; None until then.
+    """
+
+    class Status(models.TextChoices):
+        EXTRACTED = "extracted", "Read by the language model"
+        CONFIRMED = "confirmed", "Confirmed by an officer"
+        CORRECTED = "corrected", "Corrected by an officer"
+
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="extractions")
+    field = models.CharField(max_length=100)
+    text_field = models.CharField(max_length=100)
+    text_sha256 = models.CharField(max_length=64)
+    value = models.CharField(max_length=100)
+    confidence = models.FloatField()
+    threshold = models.FloatField()
+    needs_review = models.BooleanField()
+    candidates = models.JSONField(help_text="The top categories with their probabilities, best first.")
+    evidence = models.JSONField(null=True, blank=True)
+    evidence_measured_at = models.DateTimeField(null=True, blank=True)
+    provider = models.CharField(max_length=200)
+    provider_version = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.EXTRACTED)
+    confirmed_value = models.CharField(max_length=100, blank=True)
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ("application", "id")
+        constraints = [models.UniqueConstraint(fields=("application", "field"), name="one_extraction_per_field")]
+        permissions = [("review_extraction", "Can confirm or correct what the language model read")]
+
+    def __str__(self) -> str:
+        return f"{self.field} = {self.value} ({self.confidence:.2f}) for application {self.application_id}"
+
+    @property
+    def used_value(self) -> str:
+        """The value the credit model uses: the officer's once reviewed, else the reading."""
+        return self.confirmed_value or self.value
+
+    @property
+    def awaiting_review(self) -> bool:
+        return self.needs_review and self.status == self.Status.EXTRACTED
 
 
 class ApiToken(models.Model):

@@ -16,11 +16,13 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "lending.view_decision", "lending.view_modelversion", "lending.add_officeraction",
         # Adverse action (issue 4): the notices of their decisions, the customers' requests, new private links.
         "audit.view_notice", "audit.view_customerrequest", "audit.add_customerlink",
+        # Issue 6: confirm or correct what the language model read (a correction re-scores the application).
+        "lending.view_extraction", "lending.review_extraction",
     ),
     COMPLIANCE: (
         "lending.view_product", "lending.view_application", "lending.view_decision",
         "lending.view_modelversion", "lending.view_monitoringdata", "audit.view_auditevent",
-        "audit.view_notice", "audit.view_customerrequest",
+        "audit.view_notice", "audit.view_customerrequest", "lending.view_extraction",
         # Legal holds (Reg B 1002.12(b)(4)): compliance places and releases them.
         "audit.view_legalhold", "audit.add_legalhold", "audit.change_legalhold",
     ),
@@ -30,7 +32,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "lending.add_officeraction", "lending.change_manual_review",
         "lending.view_monitoringdata", "audit.view_auditevent", "auth.view_user", "auth.add_user",
         "auth.change_user", "lending.view_apitoken", "lending.add_apitoken",
-        "audit.view_notice", "audit.view_customerrequest", "audit.add_customerlink",
+        "audit.view_notice", "audit.view_customerrequest", "audit.add_customerlink", "lending.view_extraction",
         "audit.view_legalhold", "audit.add_legalhold", "audit.change_legalhold",
     ),
 }

@@ -71,7 +71,8 @@ def decision_list(*, product: Product | None = None, outcome: str | None = None)
 
 
 def decision_get(*, public_id: str) -> Decision:
-    return Decision.objects.select_related("application", "application__product", "model_version").get(
+    """Any decision by its public id, a superseded one too (its page and the API say what replaced it)."""
+    return Decision.all_objects.select_related("application", "application__product", "model_version").get(
         public_id=public_id)
 
 

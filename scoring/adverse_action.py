@@ -35,7 +35,7 @@ from scoring.reasons import (
     insufficient_phrase_in_es,
     is_generic_reason,
 )
-from scoring.spec import FieldSpec, ProductReason, ProductSpec, name_tokens
+from scoring.spec import VALUE_PLACEHOLDER, FieldSpec, ProductReason, ProductSpec, name_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,8 @@ class PrincipalReason:
     attribution: float | None
     fields: tuple[str, ...] = ()
     customer_text_es: str | None = None
+    # A text-derived reason: the value its wording names (the category code; None when the text was blank).
+    value: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready record of the reason (what an audit record stores)."""
@@ -89,7 +91,7 @@ class PrincipalReason:
             "rank": self.rank, "field": self.field, "fields": list(self.fields), "key": self.key,
             "text": self.text, "customer_text": self.customer_text, "customer_text_es": self.customer_text_es,
             "hmda_code": self.hmda_code, "fcra_key_factor": self.fcra_key_factor, "source": self.source,
-            "attribution": self.attribution,
+            "attribution": self.attribution, "value": self.value,
         }
 
 
@@ -179,25 +181,71 @@ def _reason(spec: ProductSpec, key: str) -> ProductReason:
             from None
 
 
+# The wording of a text-derived reason when the applicant's text was blank (the field was missing).
+NOT_STATED = {"en": "none given", "es": "no indicó ninguno"}
+
+
+def _valued_field(spec: ProductSpec, reason: ProductReason, field_name: str | None) -> FieldSpec:
+    """The text-derived field whose value a reason's wording names."""
+    if field_name is not None:
+        return spec.field(field_name)
+    owners = [f for f in spec.model_inputs if f.reason == reason.key]
+    if len(owners) != 1:
+        raise ReasonError(f"product {spec.slug}: reason {reason.key!r} names a value but belongs to "
+                          f"{len(owners)} fields; state it by the field's name")
+    return owners[0]
+
+
+def category_label(spec: ProductSpec, field_spec: FieldSpec, value: Any, language: str) -> str:
+    """A category value in the customer's words (``PRODUCT_CATEGORY_ES`` for Spanish, else the spec's label)."""
+    if value is None or value == "":
+        return NOT_STATED[language]
+    if language == "es":
+        translated = PRODUCT_CATEGORY_ES.get((spec.slug, field_spec.name), {}).get(str(value))
+        if translated:
+            return translated
+    return str(field_spec.category_labels.get(str(value), str(value)))
+
+
 def _stated(spec: ProductSpec, reason: ProductReason, *, source: ReasonSource, field_name: str | None,
-            fields: tuple[str, ...], attribution: float | None) -> PrincipalReason:
-    return PrincipalReason(rank=0, field=field_name, key=reason.key, text=reason.text,
-                           customer_text=reason.customer_text, hmda_code=reason.hmda_code,
-                           fcra_key_factor=reason.fcra_key_factor, source=source, attribution=attribution,
-                           fields=fields, customer_text_es=_spanish_customer_text(spec, reason))
+            fields: tuple[str, ...], attribution: float | None,
+            values: Mapping[str, Any] | None = None) -> PrincipalReason:
+    text, customer_text, key_factor = reason.text, reason.customer_text, reason.fcra_key_factor
+    customer_text_es = _spanish_customer_text(spec, reason)
+    value: str | None = None
+    if any(VALUE_PLACEHOLDER in wording for wording in (text, customer_text, key_factor)):
+        # A text-derived reason names the applicant's value (CFPB circular 2023-03): never stated without it.
+        field_spec = _valued_field(spec, reason, field_name)
+        if values is None:
+            raise ReasonError(f"product {spec.slug}: reason {reason.key!r} names the value of "
+                              f"{field_spec.name!r}; pass the decision's input values")
+        raw = values.get(field_spec.name)
+        value = None if raw is None or raw == "" else str(raw)
+        english = category_label(spec, field_spec, value, "en")
+        text, customer_text, key_factor = (w.replace(VALUE_PLACEHOLDER, english)
+                                           for w in (text, customer_text, key_factor))
+        if customer_text_es is not None:
+            customer_text_es = customer_text_es.replace(VALUE_PLACEHOLDER,
+                                                        category_label(spec, field_spec, value, "es"))
+        field_name = field_spec.name
+    return PrincipalReason(rank=0, field=field_name, key=reason.key, text=text,
+                           customer_text=customer_text, hmda_code=reason.hmda_code,
+                           fcra_key_factor=key_factor, source=source, attribution=attribution,
+                           fields=fields or ((field_name,) if field_name else ()),
+                           customer_text_es=customer_text_es, value=value)
 
 
-def _knockout(spec: ProductSpec, knockout_reason: str) -> PrincipalReason:
+def _knockout(spec: ProductSpec, knockout_reason: str, values: Mapping[str, Any] | None = None) -> PrincipalReason:
     """The automatic-denial factor (Reg B comment 9(b)(2)-8), tied to the field its rule tests."""
     rules = [rule for rule in spec.policy.knockouts if knockout_reason in (rule.reason, rule.name)]
     if not rules:
         raise ReasonError(f"product {spec.slug}: {knockout_reason!r} is not the reason or name of a knockout")
     rule = rules[0]
     return _stated(spec, _reason(spec, rule.reason), source="knockout", field_name=rule.field,
-                   fields=(rule.field,), attribution=None)
+                   fields=(rule.field,), attribution=None, values=values)
 
 
-def _officer(spec: ProductSpec, factor: str) -> PrincipalReason:
+def _officer(spec: ProductSpec, factor: str, values: Mapping[str, Any] | None = None) -> PrincipalReason:
     """An officer's factor: a model input's name, a reason key, or "other: <specific wording>"."""
     factor = factor.strip()
     if factor.lower().startswith(OTHER_PREFIX):
@@ -215,10 +263,11 @@ def _officer(spec: ProductSpec, factor: str) -> PrincipalReason:
             raise ReasonError(f"product {spec.slug}: field {factor!r} ({field_spec.role}) has no adverse-action "
                               "reason; state the factor by its reason key")
         return _stated(spec, _reason(spec, field_spec.reason), source="officer", field_name=factor,
-                       fields=(factor,), attribution=None)
+                       fields=(factor,), attribution=None, values=values)
     if factor == "other":
         raise ReasonError("'other' needs the specific wording: pass 'other: <wording>'")
-    return _stated(spec, _reason(spec, factor), source="officer", field_name=None, fields=(), attribution=None)
+    return _stated(spec, _reason(spec, factor), source="officer", field_name=None, fields=(), attribution=None,
+                   values=values)
 
 
 def _check_sufficient(reason: PrincipalReason) -> None:
@@ -247,7 +296,8 @@ def _check_limit(limit: int) -> None:
 
 def principal_reasons(spec: ProductSpec, *, attributions: Mapping[str, float], knockout_reason: str | None,
                       officer_factors: Sequence[str] | None = None,
-                      limit: int = MAX_REASONS) -> tuple[PrincipalReason, ...]:
+                      limit: int = MAX_REASONS,
+                      values: Mapping[str, Any] | None = None) -> tuple[PrincipalReason, ...]:
     """The principal reasons for adverse action, most important first.
 
     * A knockout (policy) reason comes first (comment 9(b)(2)-8), then the model's adverse groups.
@@ -260,6 +310,8 @@ def principal_reasons(spec: ProductSpec, *, attributions: Mapping[str, float], k
       fired, the officer's factors must include it.
     * At most ``limit`` reasons (default four; above four warns, comment 9(b)(2)-1).
     * Raises ``InsufficientReason`` if any wording is one that 1002.9(b)(2) calls insufficient.
+    * ``values``: the decision's input values. A text-derived field's reason names its value ("Stated loan
+      purpose: starting or running a small business"); such a reason without ``values`` raises ReasonError.
     """
     _check_limit(limit)
     stated: list[PrincipalReason] = []
@@ -267,27 +319,27 @@ def principal_reasons(spec: ProductSpec, *, attributions: Mapping[str, float], k
         if not officer_factors:
             raise ReasonError("an officer's decision needs the factors the officer relied on")
         for factor in officer_factors:
-            reason = _officer(spec, factor)
+            reason = _officer(spec, factor, values)
             if all(reason.key != seen.key or reason.key == "other" for seen in stated) and reason not in stated:
                 stated.append(reason)
         if len(stated) > limit:
             raise ReasonError(f"the officer gave {len(stated)} distinct factors; at most {limit} can be stated "
                               "(Reg B comment 9(b)(2)-1); rank the principal ones")
         if knockout_reason is not None:
-            knockout = _knockout(spec, knockout_reason)
+            knockout = _knockout(spec, knockout_reason, values)
             if knockout.key not in {reason.key for reason in stated}:
                 raise ReasonError(f"a knockout ({knockout.key!r}) decided this application; the officer's factors "
                                   "must include it (Reg B comment 9(b)(2)-8)")
     else:
         if knockout_reason is not None:
-            stated.append(_knockout(spec, knockout_reason))
+            stated.append(_knockout(spec, knockout_reason, values))
         for group in adverse_groups(spec, attributions):
             if len(stated) >= limit:
                 break
             if any(group.key == reason.key for reason in stated):
                 continue
             stated.append(_stated(spec, _reason(spec, group.key), source="model", field_name=group.fields[0],
-                                  fields=group.fields, attribution=group.total))
+                                  fields=group.fields, attribution=group.total, values=values))
     ranked = tuple(replace(reason, rank=index) for index, reason in enumerate(stated, start=1))
     for reason in ranked:
         _check_sufficient(reason)
@@ -342,6 +394,9 @@ def reasons_lint(spec: ProductSpec, *, behavioural_fields: Iterable[str] = ()) -
         if kind and not is_product_reason:
             problems.append(f"{where} is {kind} and maps to the Form C-1 reason {reason.text!r}; it needs a "
                             "product reason naming the specific behaviour")
+        elif kind == "text-derived" and VALUE_PLACEHOLDER not in reason.customer_text:
+            problems.append(f"{where} is text-derived and its reason {reason.key!r} does not name the stated "
+                            f"value ({VALUE_PLACEHOLDER})")
         for wording in (reason.text, reason.customer_text):
             phrase = insufficient_phrase_in(wording)
             if phrase:
@@ -363,6 +418,17 @@ def reason_translations_lint(spec: ProductSpec) -> list[str]:
             problems.append(f"{spec.slug}: reason {key!r} has no Spanish customer wording")
         if key in bureau_keys and _spanish_key_factor(spec, reason) is None:
             problems.append(f"{spec.slug}: reason {key!r} has no Spanish key-factor wording")
+    for field_spec in spec.derived_fields:
+        if not field_spec.is_model_input or not field_spec.reason:
+            continue
+        wording = _spanish_customer_text(spec, spec.reason_for(field_spec.reason))
+        if wording is not None and VALUE_PLACEHOLDER not in wording:
+            problems.append(f"{spec.slug}: the Spanish wording of {field_spec.reason!r} does not name the value "
+                            f"({VALUE_PLACEHOLDER})")
+        labels = PRODUCT_CATEGORY_ES.get((spec.slug, field_spec.name), {})
+        missing = [c for c in field_spec.categories if not labels.get(c)]
+        if missing:
+            problems.append(f"{spec.slug}: {field_spec.name!r} has no Spanish label for categories {missing}")
     return problems
 
 
@@ -645,6 +711,8 @@ PRODUCT_REASON_ES: dict[tuple[str, str], tuple[str, str | None]] = {
     ("demo", "public_records"): (
         "Registros públicos, como una quiebra, una sentencia o un gravamen fiscal, en su informe de crédito",
         "Registro público negativo o cobro registrado"),
+    ("demo", "stated_purpose"): ("El destino del préstamo que nos indicó: {value}", None),
+    ("demo", "stated_employment_type"): ("El tipo de empleo que nos indicó: {value}", None),
     # heloc
     ("heloc", "external_risk_estimate_low"): (
         "La estimación de riesgo consolidada calculada a partir de su informe de crédito es demasiado baja",
@@ -721,4 +789,19 @@ PRODUCT_REASON_ES: dict[tuple[str, str], tuple[str, str | None]] = {
     ("german-credit", "existing_credits"): ("El número de créditos que ya tiene con nosotros", None),
     ("german-credit", "job"): ("Su tipo de empleo", None),
     ("german-credit", "people_liable"): ("El número de personas que mantiene económicamente", None),
+}
+
+# Spanish labels of the values of text-derived fields, which their reasons name: (product slug, field) ->
+# {category: label}. reason_translations_lint checks that every category has one.
+PRODUCT_CATEGORY_ES: dict[tuple[str, str], dict[str, str]] = {
+    ("demo", "purpose_category"): {
+        "debt_consolidation": "consolidar deudas", "credit_card": "pagar tarjetas de crédito",
+        "home_improvement": "mejoras en el hogar", "major_purchase": "una compra importante",
+        "medical": "gastos médicos", "car": "comprar un automóvil",
+        "small_business": "iniciar o administrar un pequeño negocio", "vacation": "unas vacaciones",
+        "moving": "una mudanza", "wedding": "una boda", "other": "un destino distinto de los que ofrecemos"},
+    ("demo", "employment_type"): {
+        "salaried": "empleado asalariado", "hourly": "pagado por hora", "self_employed": "trabajador por cuenta propia",
+        "contract_or_gig": "trabajo por contrato o por encargo", "retired": "jubilado",
+        "unemployed_or_student": "sin empleo, o estudiante", "public_sector": "empleado del sector público"},
 }

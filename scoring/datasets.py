@@ -12,7 +12,9 @@ Loaders:
 * ``german`` UCI Statlog German Credit ``german.data`` (class 2 = bad = 1), columns in file order.
 * ``aer_hmda`` the Boston Fed HMDA study as exported from R's AER package (``AER__HMDA.csv``: 2,380
   mortgage applications, Boston 1990; ``deny`` "yes" = 1). yes/no columns become booleans.
-* ``demo``   the synthetic generator ``scoring.demo.generate(n, seed)``; no file.
+* ``demo``   the synthetic generator ``scoring.demo.generate_with_latents(n, seed)``; no file. The
+  generator's latent purpose category and employment type are the confirmed values of the spec's
+  text-derived fields (missing where the text is blank).
 * ``csv``    a lender's own CSV: one column per model-input field (named as in the spec), any other
   submitted fields that it has, and a ``target`` column of 0/1 (1 = default).
 
@@ -90,8 +92,8 @@ def _sha256(data: bytes) -> str:
 def _conform(spec: ProductSpec, raw: pd.DataFrame, source: str) -> pd.DataFrame:
     """Columns for the spec's submitted fields present in ``raw``, with clean_value's conventions."""
     columns: dict[str, pd.Series] = {}
-    for field_spec in spec.submitted_fields:
-        if field_spec.name in raw.columns:
+    for field_spec in spec.fields:
+        if field_spec.name in raw.columns and (field_spec.submitted or field_spec.source == "text"):
             columns[field_spec.name] = _convert(spec, field_spec, raw[field_spec.name], source)
     return pd.DataFrame(columns, index=pd.RangeIndex(len(raw)))
 
@@ -194,14 +196,31 @@ def _require_columns(spec: ProductSpec, raw: pd.DataFrame, path: Path) -> None:
 def _load_demo(spec: ProductSpec, n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, str]:
     from scoring import demo  # lazy: the generator is only needed for the demo product
 
-    raw, y_raw = demo.generate(n, seed)
+    raw, y_raw, latents = demo.generate_with_latents(n, seed)
     frame = _conform(spec, raw, "demo generator")
+    for name, column in _confirmed_derived(spec, raw, latents).items():
+        frame[name] = _convert(spec, spec.field(name), column, "demo generator")
     y = np.asarray(y_raw).astype(np.int8)
     digest = hashlib.sha256()
     digest.update(f"demo seed={seed} n={n}\n".encode())
     digest.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
     digest.update(y.tobytes())
     return frame, y, digest.hexdigest()
+
+
+def _confirmed_derived(spec: ProductSpec, raw: pd.DataFrame, latents: pd.DataFrame) -> dict[str, pd.Series]:
+    """The generator's latent categories as the confirmed values of the spec's text-derived fields.
+
+    Training rows carry what an officer would have confirmed (the truth the text was written from), not a
+    reading of it. Where the applicant left the text blank the field is missing, as it is when scoring.
+    """
+    out: dict[str, pd.Series] = {}
+    for field_spec in spec.derived_fields:
+        if field_spec.name not in latents.columns:
+            continue
+        blank = raw[field_spec.derived_from[0]].isna()
+        out[field_spec.name] = latents[field_spec.name].astype(object).where(~blank, None).reset_index(drop=True)
+    return out
 
 
 _FILE_LOADERS: dict[str, Callable[[ProductSpec, Path], tuple[pd.DataFrame, np.ndarray, str]]] = {

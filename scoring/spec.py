@@ -28,6 +28,8 @@ PRODUCTS_DIR = Path(__file__).resolve().parent / "products"
 
 FIELD_TYPES = ("number", "integer", "category", "boolean", "date", "text")
 SOURCES = ("applicant", "bureau", "text")  # "text": derived from free text by the language model
+# In the reason of a text-derived input: replaced by the label of the value read from the text.
+VALUE_PLACEHOLDER = "{value}"
 ROLES = ("model_input", "monitoring_only", "identity", "context")
 # Direction of the probability of default as the value grows (FICO's convention for HELOC).
 MONOTONE = ("increasing", "decreasing")
@@ -180,6 +182,11 @@ class ProductSpec:
     def submitted_fields(self) -> tuple[FieldSpec, ...]:
         return tuple(f for f in self.fields if f.submitted)
 
+    @property
+    def derived_fields(self) -> tuple[FieldSpec, ...]:
+        """Fields the language model reads from the applicant's text (``source = "text"``)."""
+        return tuple(f for f in self.fields if f.source == "text")
+
     def reason_for(self, key: str) -> ProductReason:
         """Resolve a reason key: the product's own reasons first, then Form C-1."""
         if key in self.reasons:
@@ -328,6 +335,54 @@ def _check_reason(product: str, spec: FieldSpec, reasons: Mapping[str, ProductRe
                                             "naming the stated value, not a Form C-1 reason")
 
 
+def _check_value_reason(product: str, spec: FieldSpec, reasons: Mapping[str, ProductReason]) -> None:
+    """A text-derived model input's reason names the value read from the text (CFPB circular 2023-03):
+    its wording carries ``{value}``, filled with the category's label, so every category needs one."""
+    if not spec.is_model_input or spec.reason is None or spec.reason not in reasons:
+        return
+    reason = reasons[spec.reason]
+    for name, wording in (("text", reason.text), ("customer_text", reason.customer_text)):
+        if VALUE_PLACEHOLDER not in wording:
+            raise SpecError(product, spec.name, f"reason {reason.key!r}: its {name} must name the stated value "
+                                                f"with {VALUE_PLACEHOLDER} (e.g. 'Stated loan purpose: "
+                                                f"{VALUE_PLACEHOLDER}'), never only a category of reason")
+    unlabelled = [c for c in spec.categories if not spec.category_labels.get(c, "").strip()]
+    if unlabelled:
+        raise SpecError(product, spec.name, f"categories {unlabelled} need a category_labels entry: the reason "
+                                            "names the value in words")
+
+
+def _check_derived(product: str, spec: FieldSpec, by_name: Mapping[str, FieldSpec]) -> None:
+    """A text-derived field: one category field read from one text field of this product, with categories
+    the language model's catalogue knows (catalogue categories the product lacks fold into its fallback)."""
+    if spec.source != "text":
+        if spec.derived_from:
+            raise SpecError(product, spec.name, "derived_from is only for fields with source = \"text\"")
+        return
+    if spec.type != "category":
+        raise SpecError(product, spec.name, "a text-derived field must be a category field")
+    if len(spec.derived_from) != 1:
+        raise SpecError(product, spec.name, "a text-derived field needs derived_from = [one text field]")
+    parent = spec.derived_from[0]
+    if parent not in by_name or by_name[parent].type != "text":
+        raise SpecError(product, spec.name, f"derived_from names {parent!r}, which is not a text field of "
+                                            "this product")
+    from scoring.language import LanguageConfigError, load_catalogue  # lazy: language imports this module
+
+    try:
+        catalogue = load_catalogue(spec.name)
+    except LanguageConfigError as exc:
+        raise SpecError(product, spec.name, f"the language model has no catalogue for it ({exc})") from None
+    unknown = [c for c in spec.categories if c not in catalogue.categories]
+    if unknown:
+        raise SpecError(product, spec.name, f"categories {unknown} are not in the extractor's catalogue "
+                                            f"{list(catalogue.categories)}")
+    folded = [c for c in catalogue.categories if c not in spec.categories]
+    if folded and catalogue.fallback not in spec.categories:
+        raise SpecError(product, spec.name, f"lacks the catalogue's categories {folded} and its "
+                                            f"{catalogue.fallback!r} category to fold them into")
+
+
 def _parse_policy(product: str, raw: Mapping[str, Any], fields: Mapping[str, FieldSpec],
                   reasons: Mapping[str, ProductReason]) -> Policy:
     try:
@@ -376,9 +431,9 @@ def parse_spec(text: str, *, origin: str = "<string>") -> ProductSpec:
         by_name[spec.name] = spec
         _check_reason(slug, spec, reasons)
     for spec in fields:
-        for parent in spec.derived_from:
-            if parent not in by_name or by_name[parent].type != "text":
-                raise SpecError(slug, spec.name, f"derived_from names {parent!r}, which is not a text field")
+        _check_derived(slug, spec, by_name)
+        if spec.source == "text":
+            _check_value_reason(slug, spec, reasons)
     if not any(spec.is_model_input for spec in fields):
         raise SpecError(slug, None, "a product needs at least one model input")
     data = raw.get("data", {})
@@ -512,11 +567,22 @@ def validate_fields(spec: ProductSpec, raw: Any) -> dict[str, Any]:
         raise ApplicationInvalid({"fields": ["must be an object mapping field names to values"]})
     errors: dict[str, list[str]] = {}
     submitted = {f.name: f for f in spec.submitted_fields}
+    # A text-derived field may be given (a value the lender already knows); when it is not, the
+    # language model reads it from its text field (lending.services.application_submit).
+    derived = {f.name: f for f in spec.derived_fields}
     for name in raw:
-        if name not in submitted:
+        if name not in submitted and name not in derived:
             reason = "is computed, not submitted" if name in spec.field_names else "is not a field of this product"
             errors.setdefault(str(name), []).append(reason)
     cleaned: dict[str, Any] = {}
+    for name, field_spec in derived.items():
+        value = raw.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        try:
+            cleaned[name] = clean_value(field_spec, value)
+        except ValueError as exc:
+            errors.setdefault(name, []).append(str(exc))
     for name, field_spec in submitted.items():
         value = raw.get(name)
         if value is None or (isinstance(value, str) and value.strip() == "" and field_spec.type != "text"):

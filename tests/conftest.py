@@ -138,7 +138,7 @@ def demo_fields(**overrides: Any) -> dict[str, Any]:
         "employment_length_years": 4,
         "housing": "rent",
         "loan_purpose_text": "Consolidating two credit cards into one payment",
-        "employment_text": "I work as a dental hygienist at a clinic",
+        "employment_text": "I am a salaried accountant at a large company",
         "credit_score": 690,
         "delinquencies_2y": 0,
         "inquiries_6m": 1,

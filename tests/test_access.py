@@ -50,6 +50,8 @@ ACCESS: dict[str, tuple[str, set[str]]] = {
     "lending:decision-list": ("GET", STAFF),
     "lending:decision-detail": ("GET", STAFF),
     "lending:decision-act": ("POST", {OFFICER, ADMIN}),
+    # Issue 6: confirming or correcting a language-model reading is the officer's alone.
+    "lending:extraction-review": ("POST", {OFFICER}),
     "lending:manual-review": ("POST", {ADMIN}),
     "lending:product-list": ("GET", {OFFICER, ADMIN}),
     "lending:application-new": ("GET", {OFFICER, ADMIN}),
@@ -112,6 +114,7 @@ def concrete(path: str, world: dict[str, object]) -> str:
     return (
         path.replace("<uuid:public_id>", str(decision.public_id))
         .replace("<slug:slug>", "demo")
+        .replace("<slug:field>", "purpose_category")
         .replace("<str:token>", str(world["token"]))
         .replace("<str:version>", decision.model_version.version)
         .replace("<int:pk>", str(world["hold"].pk))  # type: ignore[attr-defined]

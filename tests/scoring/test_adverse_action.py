@@ -38,7 +38,16 @@ from scoring.adverse_action import (
     reason_translations_lint,
     reasons_lint,
 )
-from scoring.spec import FieldSpec, ProductReason, ProductSpec, get_spec, shipped_specs
+from scoring.spec import (
+    PRODUCTS_DIR,
+    FieldSpec,
+    ProductReason,
+    ProductSpec,
+    SpecError,
+    get_spec,
+    parse_spec,
+    shipped_specs,
+)
 
 SCORED = dt.date(2026, 3, 2)
 
@@ -240,11 +249,49 @@ def test_reasons_are_exactly_the_top_four_mapped_adverse_groups(attributions: di
             totals[field_spec.reason] = totals.get(field_spec.reason, 0.0) + value
             order.setdefault(field_spec.reason, position)
     expected = sorted(totals, key=lambda key: (-totals[key], order[key]))[:MAX_REASONS]
-    reasons = principal_reasons(spec, attributions=attributions, knockout_reason=None)
+    reasons = principal_reasons(spec, attributions=attributions, knockout_reason=None,
+                                values={"purpose_category": "car", "employment_type": "hourly"})
     assert [r.key for r in reasons] == expected
     for reason in reasons:
         assert reason.attribution is not None
         assert math.isclose(reason.attribution, totals[reason.key], rel_tol=1e-12)
+
+
+def test_a_text_derived_reason_names_the_value_read_in_english_and_spanish(demo: ProductSpec) -> None:
+    # CFPB circular 2023-03's substance: the customer reads the value, never only a category of reason.
+    attributions = {"purpose_category": 0.9, "employment_type": 0.5, "credit_score": 0.2}
+    purpose, employment, score = principal_reasons(demo, attributions=attributions, knockout_reason=None,
+                                                   values={"purpose_category": "small_business"})
+    assert (purpose.key, purpose.field, purpose.value) == ("stated_purpose", "purpose_category", "small_business")
+    assert purpose.text == "Stated loan purpose: starting or running a small business"
+    assert purpose.customer_text == "The purpose of the loan you told us: starting or running a small business"
+    assert purpose.customer_text_es == ("El destino del préstamo que nos indicó: iniciar o administrar un "
+                                        "pequeño negocio")
+    assert purpose.as_dict()["value"] == "small_business"
+    # A blank text left the field missing: the reason says so rather than naming a value.
+    assert employment.customer_text == "The type of employment you told us: none given"
+    assert employment.customer_text_es == "El tipo de empleo que nos indicó: no indicó ninguno"
+    assert score.value is None and "{value}" not in score.customer_text
+    # An officer's factor by field or by reason key names it too.
+    by_key = principal_reasons(demo, attributions={}, knockout_reason=None, officer_factors=["stated_employment_type"],
+                               values={"employment_type": "self_employed"})
+    assert by_key[0].customer_text == "The type of employment you told us: self-employed"
+    with pytest.raises(ReasonError, match="pass the decision's input values"):
+        principal_reasons(demo, attributions=attributions, knockout_reason=None)
+
+
+def test_a_text_derived_reason_must_name_the_value_to_load(demo: ProductSpec) -> None:
+    text = (PRODUCTS_DIR / "demo.toml").read_text(encoding="utf-8")
+    vague = text.replace('customer_text = "The purpose of the loan you told us: {value}"',
+                         'customer_text = "The purpose of the loan"')
+    with pytest.raises(SpecError, match="must name the stated value"):
+        parse_spec(vague)
+    unknown = text.replace('"moving", "wedding", "other"]', '"moving", "wedding", "crypto", "other"]')
+    with pytest.raises(SpecError, match="not in the extractor's catalogue"):
+        parse_spec(unknown)
+    orphan = text.replace('derived_from = ["loan_purpose_text"]', 'derived_from = ["email_address"]')
+    with pytest.raises(SpecError, match="not a text field of this product"):
+        parse_spec(orphan)
 
 
 def test_a_reason_record_is_json_ready(demo: ProductSpec) -> None:
@@ -271,21 +318,28 @@ def test_the_lint_rejects_a_text_derived_input_with_a_generic_reason(demo: Produ
     derived = FieldSpec(name="employment_type", label="Employment type", type="category", source="text",
                         role="model_input", categories=("salaried", "hourly", "self_employed", "other"),
                         reason="other", derived_from=("employment_text",))
-    problems = reasons_lint(_with_field(demo, derived))
+    # The demo's own employment_type (a correct one) is replaced by this one.
+    base = dataclasses.replace(demo, fields=tuple(f for f in demo.fields if f.name != derived.name))
+    problems = reasons_lint(_with_field(base, derived))
     assert any("generic Form C-1 reason 'Other, specify'" in p for p in problems)
     assert any("text-derived" in p and "employment_type" in p for p in problems)
     # A specific but generic-category Form C-1 reason is still not enough for a text-derived input.
-    problems = reasons_lint(_with_field(demo, dataclasses.replace(derived, reason="temporary_employment")))
+    problems = reasons_lint(_with_field(base, dataclasses.replace(derived, reason="temporary_employment")))
     assert problems == ["demo: model input 'employment_type' is text-derived and maps to the Form C-1 reason "
                         "'Temporary or irregular employment'; it needs a product reason naming the specific "
                         "behaviour"]
     # A product reason naming the stated value passes.
     reasons = dict(demo.reasons)
-    reasons["stated_employment_type"] = ProductReason(
-        key="stated_employment_type", text="Type of employment stated in the application",
+    reasons["stated_job"] = ProductReason(
+        key="stated_job", text="Type of employment stated in the application",
         customer_text="The type of work you told us you do", hmda_code=2, fcra_key_factor="Type of employment")
-    fixed = dataclasses.replace(_with_field(demo, dataclasses.replace(derived, reason="stated_employment_type")),
-                                reasons=reasons)
+    vague = dataclasses.replace(_with_field(base, dataclasses.replace(derived, reason="stated_job")), reasons=reasons)
+    # ... but only if it names the value read from the text, not just the kind of thing it is.
+    assert reasons_lint(vague) == ["demo: model input 'employment_type' is text-derived and its reason "
+                                   "'stated_job' does not name the stated value ({value})"]
+    reasons["stated_job"] = dataclasses.replace(reasons["stated_job"],
+                                                customer_text="The type of work you told us you do: {value}")
+    fixed = dataclasses.replace(vague, reasons=reasons)
     assert reasons_lint(fixed) == []
 
 

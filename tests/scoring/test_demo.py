@@ -181,7 +181,9 @@ def test_truth_needs_the_latents(sample: tuple[pd.DataFrame, np.ndarray, pd.Data
 
 
 def test_causal_fields_are_the_model_inputs(spec: ProductSpec) -> None:
-    assert set(demo.CAUSAL_FIELDS) == {f.name for f in spec.model_inputs}
+    # The latent categories are model inputs too: the language model reads them from the texts.
+    assert set(demo.CAUSAL_FIELDS) | set(demo.LATENT_FIELDS) == {f.name for f in spec.model_inputs}
+    assert {f.name for f in spec.derived_fields} == set(demo.LATENT_FIELDS)
     assert set(demo.TRUE_EFFECTS) == set(demo.CAUSAL_FIELDS) | {"purpose_category", "employment_type"}
     for effect in demo.TRUE_EFFECTS.values():
         assert effect.description.startswith(effect.field)

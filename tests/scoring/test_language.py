@@ -6,11 +6,11 @@ rest run the same extraction pipeline on the fake OpenAI-compatible server's emb
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -39,8 +39,7 @@ from scoring.language import (
     text_sha256,
     words,
 )
-from scoring.spec import PROHIBITED_BASES, get_spec, parse_spec
-from tests.scoring.conftest import spec_text
+from scoring.spec import PROHIBITED_BASES, get_spec
 from tests.scoring.fake_llm_server import FakeLLMServer, fake_embedding
 
 REPO = Path(__file__).resolve().parents[2]
@@ -279,21 +278,26 @@ def test_product_categories_fold_into_other(fake_encoder: OpenAICompatibleProvid
 
 
 def test_extraction_tasks_builtin_and_declared() -> None:
-    tasks = extraction_tasks(get_spec("demo"))
+    # The demo declares its two text-derived model inputs, with its own categories.
+    demo = get_spec("demo")
+    tasks = extraction_tasks(demo)
     assert {(t.text_field, t.field) for t in tasks} == {("loan_purpose_text", "purpose_category"),
                                                        ("employment_text", "employment_type")}
-    declared = spec_text("demo") + textwrap.dedent("""
-        [[fields]]
-        name = "purpose_category"
-        type = "category"
-        categories = ["debt_consolidation", "credit_card", "car", "other"]
-        source = "text"
-        role = "monitoring_only"
-        derived_from = ["loan_purpose_text"]
-        """)
-    tasks = extraction_tasks(parse_spec(declared))
-    assert [(t.field, t.categories) for t in tasks] == [
-        ("purpose_category", ("debt_consolidation", "credit_card", "car", "other"))]
+    assert next(t for t in tasks if t.field == "purpose_category").categories == \
+        demo.field("purpose_category").categories
+    # Fewer declared categories: the task reads into exactly those (the rest fold into "other").
+    fewer = dataclasses.replace(demo.field("purpose_category"),
+                                categories=("debt_consolidation", "credit_card", "car", "other"))
+    declared = dataclasses.replace(demo, fields=tuple(fewer if f.name == fewer.name else f for f in demo.fields))
+    assert next((t.field, t.categories) for t in extraction_tasks(declared)) == (
+        "purpose_category", ("debt_consolidation", "credit_card", "car", "other"))
+    # A product with the demo's text fields and no declared readings gets the built-in ones.
+    bare = dataclasses.replace(demo, fields=tuple(f for f in demo.fields if f.source != "text"))
+    builtin = extraction_tasks(bare)
+    assert {(t.text_field, t.field) for t in builtin} == {("loan_purpose_text", "purpose_category"),
+                                                         ("employment_text", "employment_type")}
+    assert next(t for t in builtin if t.field == "purpose_category").categories == \
+        load_catalogue("purpose_category").categories
 
 
 def test_extract_application_with_the_configured_provider(fake_server: FakeLLMServer,
