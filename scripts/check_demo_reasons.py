@@ -3,8 +3,8 @@
 The demo data (scoring/demo.py) are drawn from an additive true log-odds, so the exact SHAP value of each
 cause against any reference group is known (``scoring.demo.true_attributions``). This script
 
-1. trains the production-size demo model (``--train-rows`` rows, 20,000 by default, seed 0), or loads one
-   (``--model``);
+1. trains the production-size demo model (``--train-rows`` rows, 100,000 by default as ``train_model``,
+   seed 0), or loads one (``--model``);
 2. finds which training rows the model's stored reference sample is (reproducing the training split and
    checking the encoded rows match ``model.reference`` exactly), so the truth can be measured against the
    SAME cutoff reference group the explainer uses, latent causes included;
@@ -15,7 +15,8 @@ cause against any reference group is known (``scoring.demo.true_attributions``).
 Two truths are reported, because the model cannot see everything that causes default:
 
 * ``top_reason_matches_truth`` — against the true dominant cause among the fields the model uses (the
-  twelve structured model inputs). This is the figure the explainer can be held to.
+  model's inputs: the twelve structured fields, and the two text-derived ones where the product reads them).
+  This is the figure the explainer can be held to.
 * ``top_reason_matches_truth_incl_latent`` — against all fourteen causes, including the two latent,
   text-only ones (``purpose_category``, ``employment_type``) that no demo model input reveals: when one of
   those dominates, no reason the model can state is "right".
@@ -47,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scoring import demo
 from scoring.artifact import save_model
-from scoring.datasets import load_dataset
+from scoring.datasets import DEMO_TRAINING_ROWS, load_dataset
 from scoring.explain import MAX_REASONS, Explainer
 from scoring.features import no_information_rows
 from scoring.predict import ScoringModel, load_model
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=20_000, help="fresh applications to generate")
     parser.add_argument("--seed", type=int, default=20261125, help="seed of the fresh sample (not the training one)")
-    parser.add_argument("--train-rows", type=int, default=20_000, help="rows to train the demo model on")
+    parser.add_argument("--train-rows", type=int, default=DEMO_TRAINING_ROWS, help="rows to train the demo model on")
     parser.add_argument("--model", type=Path, default=None, help="an existing demo model directory")
     parser.add_argument("--params", type=json.loads, default=None,
                         help='hyperparameter overrides for training, as JSON (e.g. \'{"num_boost_round": 1000}\')')
@@ -184,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     group_latents = ref_latents.iloc[list(group.rows)].reset_index(drop=True)
 
     frame, _, latents = demo.generate_with_latents(args.rows, args.seed)
-    features = model.encoder.encode_frame(frame)
+    # What the model is given: the submitted fields plus the confirmed text-derived ones (as in training).
+    scored = load_dataset(spec, n=args.rows, seed=args.seed).frame
+    features = model.encoder.encode_frame(scored)
     raw = np.asarray(model.booster.predict(features, raw_score=True), dtype=np.float64)
     probabilities = model.calibration.pd_array(raw)
     denied = np.flatnonzero(probabilities >= spec.policy.cutoff + spec.policy.refer_band)
@@ -192,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"denials: {len(denied)}")
 
     values = [{k: v for k, v in r.items() if v is not None}
-              for r in frame.iloc[denied].to_dict("records")]
+              for r in scored.iloc[denied].to_dict("records")]
     started = time.perf_counter()
     explanations = explainer.explain_many(features[denied], values=values)
     elapsed = time.perf_counter() - started
@@ -200,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
 
     truth = demo.true_attributions(frame.iloc[denied].reset_index(drop=True), group_frame,
                                    latents.iloc[denied].reset_index(drop=True), group_latents)
-    observed = list(demo.CAUSAL_FIELDS)
+    inputs = {f.name for f in spec.model_inputs}
+    observed = [name for name in demo.CONTRIBUTION_COLUMNS if name in inputs]
     truth_model_fields = top_fields(truth[observed], 4)
     truth_all = top_fields(truth, 4)
     seen = agreement(stated, truth_model_fields)
@@ -215,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"checks passed: additivity {checks['additivity']:.3f}, determinism {checks['determinism']:.3f}, "
           f"faithfulness {checks['faithfulness']:.3f}; recourse found for {found:.3f}")
     print("truth = the largest positive exact SHAP value of the TRUE model against the same cutoff group")
-    print(f"top_reason_matches_truth: {seen['top']:.3f}   (true dominant cause among the 12 fields the model uses)")
+    print(f"top_reason_matches_truth: {seen['top']:.3f}   "
+          f"(true dominant cause among the {len(observed)} fields the model uses)")
     print(f"top4_overlap: {seen['top4_overlap']:.3f}   (share of the true top-4 among the stated reasons)")
     print(f"top_reason_in_true_top4: {seen['top_reason_in_true_top4']:.3f}")
     print(f"true_top_cause_in_stated_reasons: {seen['true_top_in_stated_reasons']:.3f}")
