@@ -397,8 +397,9 @@ def run(args: argparse.Namespace, dbname: str, work: Path, reuse: bool, state: d
     starts = np.array([enc.first for enc in model.encoder.fields])
     rng = np.random.default_rng(0)
     picks = np.sort(rng.choice(n, size=min(args.sample, n), replace=False))
-    payloads = dict(Explanation.objects.filter(decision_id__in=ids[picks].tolist())
-                    .values_list("decision_id", "payload"))
+    # Read back as every reader does (Explanation.document: the stored row joined with its shared context).
+    payloads = {e.decision_id: e.document for e in Explanation.objects.filter(decision_id__in=ids[picks].tolist())
+                .select_related("context")}
     raw = booster.predict(x[picks], raw_score=True)
     worst = {"attributions": 0.0, "attributions_all": 0.0, "feature_attributions": 0.0, "output": 0.0}
     fields = model.encoder.field_names
