@@ -219,7 +219,7 @@ def reason_statement_ensure(*, decision: Decision) -> ReasonStatement | None:
     if explanation is None:
         return None  # the explanation hook calls again once the worker has stored it
     spec = product_spec(product=decision.application.product)
-    payload = explanation.payload
+    payload = explanation.document
     # Reg B 1002.9(b)(2), comments 9(b)(2)-1, -4, -8: knockout first, then the fields that pushed toward
     # denial, grouped by reason, at most four, never an input the model did not use.
     reasons = principal_reasons(spec, attributions=payload["attributions"],
@@ -261,7 +261,8 @@ def officer_statement_record(*, decision: Decision, action: OfficerAction) -> Re
         return None
     spec = product_spec(product=decision.application.product)
     explanation = explanation_for(decision=decision)
-    attributions = dict(explanation.payload["attributions"]) if explanation is not None else {}
+    document = explanation.document if explanation is not None else {}
+    attributions = dict(document.get("attributions", {}))
     try:
         reasons = principal_reasons(spec, attributions=attributions, knockout_reason=decision.knockout_reason or None,
                                     officer_factors=list(action.factors), values=decision.inputs)
@@ -273,7 +274,7 @@ def officer_statement_record(*, decision: Decision, action: OfficerAction) -> Re
         decision=decision, source=ReasonStatement.Source.OFFICER, officer_action=action, explanation=explanation,
         reasons=[reason.as_dict() for reason in reasons],
         # What the model's explanation said at the time, kept beside the officer's reasons for review.
-        ranking=list(explanation.payload.get("negative_ranked", [])) if explanation is not None else [],
+        ranking=list(document.get("negative_ranked", [])),
         attributions=attributions, knockout_reason=decision.knockout_reason, hmda=hmda_for(spec, reasons),
         created_at=now)
     _statement_event(statement, decision, action.officer, superseded)
@@ -428,7 +429,7 @@ def notice_context_build(*, statement: ReasonStatement, notice_date: dt.date) ->
     source = statement.source
     recourse: tuple[str, ...] = ()
     if source == ReasonStatement.Source.MODEL and statement.explanation is not None:
-        recourse = recourse_lines(spec, statement.explanation.payload.get("recourse"), language)
+        recourse = recourse_lines(spec, statement.explanation.document.get("recourse"), language)
     return NoticeContext(
         language=language,
         notice_id=f"N-{timezone.localtime(decision.decided_at, dt.UTC):%Y}-{statement.pk:06d}",
@@ -867,7 +868,7 @@ def customer_page_data(*, link: CustomerLink, language: Language) -> dict[str, A
         for reason in reasons_from_statement(statement):
             reasons.append((reason.customer_text_es if language == "es" else None) or reason.customer_text)
         if statement.source == ReasonStatement.Source.MODEL and statement.explanation is not None:
-            recourse = recourse_lines(spec, statement.explanation.payload.get("recourse"), language)
+            recourse = recourse_lines(spec, statement.explanation.document.get("recourse"), language)
     ctx = notice_context_load(notice.context) if notice is not None else None
     score: dict[str, Any] | None = None
     if ctx is not None and ctx.credit_score is not None:

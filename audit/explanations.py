@@ -8,6 +8,8 @@ killed (acks_late), leaves exactly one Explanation per decision and explainer ve
 from __future__ import annotations
 
 import gc
+import hashlib
+import json
 import logging
 import math
 import re
@@ -19,7 +21,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from audit.models import Explanation, ExplanationBatch, ExplanationRequest
+from audit.models import Explanation, ExplanationBatch, ExplanationContext, ExplanationRequest
 from audit.services import audit_record
 from lending.models import Decision, ModelVersion, Product
 from lending.selectors import inputs_from_snapshot, product_spec, scoring_model_for
@@ -93,7 +95,24 @@ def explanation_outbox_sweep(*, now: datetime | None = None) -> tuple[int, int]:
     return published, 0
 
 
+def explanation_context_for(*, result: CoreExplanation) -> ExplanationContext:
+    """The stored context of an explanation (what every explanation of its model version shares)."""
+    return explanation_context_get(content=result.stored_context())
+
+
+def explanation_context_get(*, content: dict[str, Any]) -> ExplanationContext:
+    """The stored context with this content, found by the SHA-256 of its canonical JSON or written once.
+    Safe under concurrency: two workers writing the same context at once end with one row (get_or_create
+    reads again after the unique constraint fires)."""
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    context, _ = ExplanationContext.objects.get_or_create(
+        sha256=hashlib.sha256(canonical.encode()).hexdigest(),
+        defaults={"content": content, "created_at": timezone.now()})
+    return context
+
+
 def _explanation_row(decision: Decision, result: CoreExplanation, now: datetime) -> Explanation:
+    context = explanation_context_for(result=result)
     return Explanation(
         decision=decision,
         model_version_id=decision.model_version_id,
@@ -102,7 +121,8 @@ def _explanation_row(decision: Decision, result: CoreExplanation, now: datetime)
         base_value=result.base_value,
         output=result.output,
         checks_passed=result.checks.all_passed,
-        payload=result.to_dict(),
+        payload=result.to_stored(context.content),
+        context=context,
         computed_at=now,
     )
 
@@ -211,7 +231,7 @@ def _store_rows(rows: Sequence[tuple[Any, ...]]) -> int:
     """Insert explanations; a row some other delivery already stored is skipped, never duplicated.
 
     A row: (decision_id, model_version_id, explainer_version, method, base_value, output, checks_passed,
-    payload as JSON text, computed_at)."""
+    payload as JSON text, computed_at, context_id)."""
     if not rows:
         return 0
     if connection.vendor == "postgresql":
@@ -220,21 +240,19 @@ def _store_rows(rows: Sequence[tuple[Any, ...]]) -> int:
                 return _copy_rows(rows)
         except IntegrityError:
             pass  # a concurrent single-decision task stored one of these: fall back to skipping conflicts
-    import json
-
     created = Explanation.objects.bulk_create(
         [Explanation(decision_id=r[0], model_version_id=r[1], explainer_version=r[2], method=r[3], base_value=r[4],
-                     output=r[5], checks_passed=r[6], payload=json.loads(r[7]), computed_at=r[8]) for r in rows],
+                     output=r[5], checks_passed=r[6], payload=json.loads(r[7]), computed_at=r[8], context_id=r[9])
+         for r in rows],
         batch_size=500, ignore_conflicts=True)
     return len(created)
 
 
 def _copy_rows(rows: Sequence[tuple[Any, ...]]) -> int:
     """PostgreSQL COPY: several times faster than INSERT for a chunk of explanations. The payload goes over
-    as the JSON text ``Explanation.to_json`` made (``json.dumps`` of ``to_dict``, the same text), parsed once
-    by the server into jsonb."""
+    as the JSON text ``Explanation.to_stored_json`` made, parsed once by the server into jsonb."""
     columns = ("decision_id", "model_version_id", "explainer_version", "method", "base_value", "output",
-               "checks_passed", "payload", "computed_at")
+               "checks_passed", "payload", "computed_at", "context_id")
     table = Explanation._meta.db_table
     with connection.cursor() as cursor:
         raw = cursor.cursor
@@ -251,8 +269,10 @@ def _copy_rows(rows: Sequence[tuple[Any, ...]]) -> int:
         # through psycopg's own row formatting.
         plain = re.compile(r"[A-Za-z0-9._:+-]*")  # text that needs no escaping in COPY's text format
         lines: list[str] | None = []
-        for decision_id, version_id, explainer_version, method, base_value, output, passed, payload, at in rows:
-            if not (type(decision_id) is int and type(version_id) is int and type(base_value) is float
+        for decision_id, version_id, explainer_version, method, base_value, output, passed, payload, at, \
+                context_id in rows:
+            if not (type(decision_id) is int and type(version_id) is int and type(context_id) is int
+                    and type(base_value) is float
                     and type(output) is float and math.isfinite(base_value) and math.isfinite(output)
                     and type(payload) is str and type(passed) is bool and at.tzinfo is not None
                     and plain.fullmatch(explainer_version) and plain.fullmatch(method)
@@ -261,7 +281,7 @@ def _copy_rows(rows: Sequence[tuple[Any, ...]]) -> int:
                 break
             lines.append(f"{decision_id}\t{version_id}\t{explainer_version}\t{method}\t{base_value!r}\t"
                          f"{output!r}\t{'t' if passed else 'f'}\t{payload.replace(chr(92), chr(92) * 2)}\t"
-                         f"{at.isoformat()}\n")
+                         f"{at.isoformat()}\t{context_id}\n")
         with raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
             if lines is not None:
                 copy.write("".join(lines).encode())
@@ -320,10 +340,13 @@ def _batch_chunk(*, batch_id: int, decision_ids: Iterable[int]) -> int:
                 except TypeError:  # an unhashable value: clean it directly
                     row[name] = clean_value(spec.field(name), value)
             values.append(row)
-        results = Explainer.for_model(model, spec).explain_many(values)
-        for (decision_id, _, _, _), result in zip(group, results, strict=True):
-            rows.append((decision_id, version_id, result.explainer_version, result.method, result.base_value,
-                         result.output, result.checks.all_passed, result.to_json(), now))
+        # Straight to the stored form (the same JSON as Explanation.to_stored_json of each explanation).
+        explained = Explainer.for_model(model, spec).explain_many_stored(values)
+        context_id = explanation_context_get(content=explained.context).pk
+        for (decision_id, _, _, _), text, output, passed in zip(group, explained.texts, explained.outputs,
+                                                                explained.checks_passed, strict=True):
+            rows.append((decision_id, version_id, explained.explainer_version, explained.method,
+                         explained.base_value, output, passed, text, now, context_id))
     # Adverse action (issue 4) looks at each decision's id and outcome, and acts on the denials only.
     decisions = [Decision(pk=decision_id, outcome=outcome) for decision_id, _, outcome, _ in found
                  if outcome == Decision.Outcome.DENIED]

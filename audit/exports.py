@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import Count, JSONField, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from audit.models import Explanation, ExportJob, Notice, ReasonStatement
+from audit.models import Explanation, ExplanationContext, ExportJob, Notice, ReasonStatement
 from audit.services import audit_chain_head, audit_record
 from lending.models import Decision, OfficerAction
 
@@ -165,6 +165,12 @@ def export_records(*, filters: ExportFilters) -> Iterator[dict[str, Any]]:
         explanations: dict[int, Explanation] = {}
         for item in Explanation.objects.filter(decision_id__in=chunk).order_by("decision_id", "computed_at", "id"):
             explanations[item.decision_id] = item  # the latest wins
+        # The explanations' shared contexts (a handful, one per model version), read once per chunk.
+        contexts = ExplanationContext.objects.in_bulk({e.context_id for e in explanations.values()
+                                                       if e.context_id is not None})
+        for item in explanations.values():
+            if item.context_id is not None:
+                item.context = contexts[item.context_id]
         statements = {s.decision_id: s for s in ReasonStatement.objects.filter(decision_id__in=chunk,
                                                                                superseded_at__isnull=True)}
         notices: dict[int, list[Notice]] = {}
@@ -197,7 +203,7 @@ def export_records(*, filters: ExportFilters) -> Iterator[dict[str, Any]]:
                 "explanation": None if explanation is None else {
                     "explainer_version": explanation.explainer_version, "method": explanation.method,
                     "checks_passed": explanation.checks_passed, "computed_at": _iso(explanation.computed_at),
-                    "payload": explanation.payload},
+                    "payload": explanation.document},
                 "reasons": None if statement is None else {
                     "source": statement.source, "reasons": statement.reasons, "hmda": statement.hmda,
                     "knockout_reason": statement.knockout_reason, "created_at": _iso(statement.created_at)},

@@ -69,19 +69,46 @@ class AuditChainHead(models.Model):
         return f"Audit chain head {self.sequence} {self.hash[:12]}"
 
 
+class ExplanationContext(models.Model):
+    """What every explanation of one model version shares (scoring.explain.Explanation.stored_context):
+    the field and feature names in the order of the stored arrays, the cutoff group's reference values and
+    summary. Content-addressed (SHA-256 of its canonical JSON) and never changed: written once, referenced
+    by each explanation, so that a row stores only its own numbers (smaller rows, cheaper to write)."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    content = models.JSONField()
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Explanation context {self.sha256[:12]}"
+
+
 class Explanation(models.Model):
     """The account of one decision, computed by the worker: grouped, cutoff-referenced attributions,
-    the same relative to all applicants, the fidelity checks and the recourse (scoring.explain)."""
+    the same relative to all applicants, the fidelity checks and the recourse (scoring.explain).
 
-    decision = models.ForeignKey("lending.Decision", on_delete=models.PROTECT, related_name="explanations")
+    ``payload`` is the stored form: format 2 (``Explanation.to_stored``: per-field values as lists in the
+    context's field order) with ``context``, or, for rows written before it, the full ``to_dict`` with no
+    context. Read it through :attr:`document`, which gives the full ``to_dict`` form for either.
+    """
+
+    # No index of its own: the unique constraint's index (decision, explainer_version) serves every lookup
+    # by decision, and one index fewer is one fewer to update for each of a batch's rows.
+    decision = models.ForeignKey("lending.Decision", on_delete=models.PROTECT, related_name="explanations",
+                                 db_index=False)
     model_version = models.ForeignKey("lending.ModelVersion", on_delete=models.PROTECT, related_name="+")
     explainer_version = models.CharField(max_length=32)
     method = models.CharField(max_length=32)
     base_value = models.FloatField()
     output = models.FloatField()
     # A failed fidelity check is flagged for compliance, never hidden.
-    checks_passed = models.BooleanField(db_index=True)
-    payload = models.JSONField(help_text="The full explanation as scoring.explain.Explanation.to_dict().")
+    # (indexed where False: the flagged ones are what compliance looks up)
+    checks_passed = models.BooleanField()
+    payload = models.JSONField(help_text="The explanation's stored form (scoring.explain.Explanation.to_stored, "
+                                         "or to_dict for rows without a context); read it through .document")
+    # Not indexed: contexts are few, never deleted (PROTECT), and nothing looks explanations up by context.
+    context = models.ForeignKey(ExplanationContext, null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="+", db_index=False)
     computed_at = models.DateTimeField(db_index=True)
 
     class Meta:
@@ -89,9 +116,18 @@ class Explanation(models.Model):
         # Exactly one explanation per decision and explainer version, however often a task is delivered.
         constraints = [models.UniqueConstraint(fields=("decision", "explainer_version"),
                                                name="one_explanation_per_decision_and_explainer")]
+        indexes = [models.Index(fields=("checks_passed",), condition=models.Q(checks_passed=False),
+                                name="audit_explanation_failed")]
 
     def __str__(self) -> str:
         return f"Explanation of decision {self.decision_id} ({self.explainer_version})"
+
+    @property
+    def document(self) -> dict[str, Any]:
+        """The full explanation (``scoring.explain.Explanation.to_dict`` form), whatever the stored format."""
+        from scoring.explain import expand_stored
+
+        return expand_stored(self.payload, None if self.context_id is None else self.context.content)
 
 
 class ExplanationRequest(models.Model):

@@ -102,7 +102,7 @@ def decision_replay_compute(*, decision: Decision) -> ReplayReport:
         not_compared.append("explanation (none stored yet)")
     else:
         compared.append("explanation")
-        payload = stored_explanation.payload
+        payload = stored_explanation.document
         _compare_float("explanation.base_value", stored_explanation.base_value, replayed.base_value, differences)
         _compare_float("explanation.output", stored_explanation.output, replayed.output, differences)
         stored_attributions = payload.get("attributions", {})

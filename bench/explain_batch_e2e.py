@@ -20,9 +20,10 @@ What it does, from one run:
    The adverse-action follow-up that a chunk publishes for its denials (issue 4: reasons, notices, e-mail) is
    routed to a queue no bench worker consumes: it is a separate stage, not part of the explanation.
 5. Checks: exactly one explanation per decision; every one passes additivity; for ``--sample`` decisions the
-   stored attributions (cutoff and all-applicant references, grouped per field; and per feature) agree with
-   the bare library's values after the same Platt scaling and grouping to 1e-9; the stored output is the
-   model's calibrated log-odds.
+   stored attributions (cutoff and all-applicant references, grouped per field; and per feature), read back
+   as every reader reads them (``Explanation.document``: the compact stored row joined with its shared
+   context), agree with the bare library's values after the same Platt scaling and grouping to 1e-9; the
+   stored output is the model's calibrated log-odds. The payload sizes printed are the stored rows'.
 6. Prints R_raw, R_e2e and their ratio (target R_e2e >= 0.8 x R_raw) with the load average and where the CPU
    went (workers, PostgreSQL backends of the bench database, the rest), writes bench/out/explain_batch_e2e.json,
    stops the workers and Redis and drops the database.
@@ -397,8 +398,9 @@ def run(args: argparse.Namespace, dbname: str, work: Path, reuse: bool, state: d
     starts = np.array([enc.first for enc in model.encoder.fields])
     rng = np.random.default_rng(0)
     picks = np.sort(rng.choice(n, size=min(args.sample, n), replace=False))
-    payloads = dict(Explanation.objects.filter(decision_id__in=ids[picks].tolist())
-                    .values_list("decision_id", "payload"))
+    # Read back as every reader does (Explanation.document: the stored row joined with its shared context).
+    payloads = {e.decision_id: e.document for e in Explanation.objects.filter(decision_id__in=ids[picks].tolist())
+                .select_related("context")}
     raw = booster.predict(x[picks], raw_score=True)
     worst = {"attributions": 0.0, "attributions_all": 0.0, "feature_attributions": 0.0, "output": 0.0}
     fields = model.encoder.field_names

@@ -70,7 +70,7 @@ def explanation_body(decision: Decision) -> dict[str, Any] | None:
     explanation = explanation_latest(decision=decision)
     if explanation is None:
         return None
-    payload = explanation.payload
+    payload = explanation.document
     return {
         "reference": payload["reference"],
         "base_value": payload["base_value"],

@@ -123,7 +123,7 @@ def _explanation_view(decision: Decision, spec: Any) -> dict[str, Any] | None:
     explanation = explanation_for(decision=decision)
     if explanation is None:
         return None
-    payload = explanation.payload
+    payload = explanation.document
     labels = {f.name: f.label for f in spec.fields}
     approval_line = decision.cutoff - decision.refer_band
     checks = [

@@ -56,9 +56,19 @@ Checks (recorded in every explanation; a failed check is recorded, never raised 
 
 Stored form
 -----------
-``Explanation.to_json()`` is the text stored (exactly ``json.dumps(to_dict(), allow_nan=False)``, written
-faster). ``to_dict`` leaves out of ``feature_attributions`` the fields that have a single feature of their
-own name (that feature's attribution is the field's, bit for bit); ``from_dict`` puts them back.
+``to_dict`` is the full explanation. It leaves out of ``feature_attributions`` the fields that have a single
+feature of their own name (that feature's attribution is the field's, bit for bit); ``from_dict`` puts them
+back. ``to_json()`` is exactly ``json.dumps(to_dict(), allow_nan=False)``, written faster.
+
+What is stored (format 2) is the same explanation in two parts: ``stored_context()``, what every explanation
+of one model version shares (field and feature names in array order, the cutoff group's reference values
+and summary), stored once; and ``to_stored(context)``, this explanation's own values, with every per-field
+mapping written as a list in the context's field order (``to_stored_json`` is its JSON text, written by
+orjson). ``expand_stored(row, context) == to_dict()`` exactly: nothing is left out and every float reads
+back as the same float. The row is about 60% of the full text; in PostgreSQL it stays within the heap page
+instead of going out of line to TOAST, which roughly halves what the database spends storing it. The batch
+path writes the rows straight from the chunk's arrays (``Explainer.explain_many_stored``), the same JSON
+values as ``to_stored_json`` of each explanation.
 
 Everything is float64; nothing is random (``seed`` is recorded as 0). The same method applied to the
 logistic benchmark gives exact linear attributions ``beta_j * (d_j(x) - mean_G d_j)`` on its design
@@ -77,6 +87,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from scoring.calibration import LogisticBenchmark, sigmoid
 from scoring.counterfactual import Recourse, RecourseSearch
@@ -99,6 +110,7 @@ MAX_REASONS = 4
 ADDITIVITY_TOLERANCE = 1e-6
 GROUPING_TOLERANCE = 1e-9
 CHUNK_ROWS = 4096
+STORED_FORMAT = 2  # the stored form: a row (Explanation.to_stored) and a shared context (stored_context)
 MONEY_UNITS = ("USD", "EUR", "DM", "GBP")
 
 
@@ -206,6 +218,58 @@ class Explanation:
             return _fast_json(self)
         except _Slow:
             return _JSON.encode(self.to_dict())
+
+    def stored_context(self) -> dict[str, Any]:
+        """The part of the stored form every explanation of one model version (and spec, and explainer
+        version) shares: the field and stored feature names, in the order of the stored arrays, and the
+        cutoff group's reference values and summary. Stored once, referenced by each explanation."""
+        return {"format": STORED_FORMAT, "fields": list(self.attributions),
+                "features": list(_lean_features(self.feature_attributions, self.attributions)),
+                "reference_values": _json_safe_shared(self.reference_values),
+                "reference_group": _json_safe_shared(self.reference_group)}
+
+    def to_stored(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        """The explanation's own part of the stored form (format 2): ``to_dict`` with every per-field
+        mapping whose keys are ``context["fields"]`` in order written as a list of its values, the stored
+        feature attributions as a list in ``context["features"]`` order, and no reference values or group
+        (they are the context's). A mapping with other keys stays a mapping. ``expand_stored(row,
+        context) == to_dict()``, exactly: nothing is left out, the numbers are the same floats."""
+        fields = context["fields"]
+        features = context["features"]
+        checks = self.checks
+        faithfulness = _json_safe(checks.faithfulness.detail)
+        if isinstance(faithfulness.get("delta_pd"), dict):
+            faithfulness["delta_pd"] = _as_list(faithfulness["delta_pd"], fields)
+        return {
+            "format": STORED_FORMAT,
+            "model_version": self.model_version,
+            "explainer_version": self.explainer_version,
+            "method": self.method,
+            "seed": self.seed,
+            "reference": self.reference,
+            "base_value": self.base_value,
+            "output": self.output,
+            "probability": self.probability,
+            "base_probability": self.base_probability,
+            "decision": self.decision,
+            "attributions": _as_list(self.attributions, fields),
+            "probability_attributions": _as_list(self.probability_attributions, fields),
+            "base_value_all": self.base_value_all,
+            "attributions_all": _as_list(self.attributions_all, fields),
+            "feature_attributions": _as_list(_lean_features(self.feature_attributions, self.attributions), features),
+            "negative_ranked": list(self.negative_ranked),
+            "checks": {"additivity": checks.additivity.to_dict(), "determinism": checks.determinism.to_dict(),
+                       "faithfulness": {"passed": checks.faithfulness.passed, "detail": faithfulness},
+                       "all_passed": checks.all_passed},
+            "recourse": None if self.recourse is None else self.recourse.to_dict(),
+        }
+
+    def to_stored_json(self, context: Mapping[str, Any]) -> str:
+        """``to_stored(context)`` as JSON text. Written by orjson (floats as the shortest text that reads back
+        as the same float, as ``repr`` does, several times faster than the json module) when every number
+        is finite; otherwise by ``json.dumps(allow_nan=False)``, which refuses a non-finite number (orjson
+        would write it as null)."""
+        return _stored_text(self.to_stored(context), _finite_numbers(self))
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Explanation:
@@ -377,6 +441,74 @@ def _fast_json(e: Explanation) -> str:
         "true" if all_passed else "false",
         "null" if e.recourse is None else _JSON.encode(e.recourse.to_dict()),
         _j_shared(e.reference_values), _j_shared(e.reference_group))
+
+
+def _stored_text(row: Mapping[str, Any], finite: bool) -> str:
+    """The JSON text of a stored row: orjson when every number is finite, else the json module (which
+    refuses a non-finite number; orjson would write null)."""
+    if finite:
+        try:
+            return orjson.dumps(row).decode()
+        except TypeError:  # e.g. an integer beyond 64 bits: the json module writes it
+            pass
+    return _JSON.encode(row)
+
+
+def _finite_numbers(e: Explanation) -> bool:
+    """Every float of the stored row is finite (check details are made JSON-safe already: NaN -> None).
+    A sum of finite floats can overflow to inf: then this says False and json.dumps decides."""
+    sums = [e.base_value, e.output, e.probability, e.base_probability, e.base_value_all]
+    for mapping in (e.attributions, e.probability_attributions, e.attributions_all, e.feature_attributions):
+        sums.append(sum(mapping.values()))
+    recourse = e.recourse
+    if recourse is not None:
+        sums.append(sum(v for v in (recourse.new_probability, recourse.cost) if v is not None))
+    return math.isfinite(sum(sums))
+
+
+def _as_list(mapping: Mapping[str, Any], names: Sequence[str]) -> Any:
+    """The mapping's values as a list when its keys are ``names`` in order; otherwise the mapping itself."""
+    keys = list(mapping)
+    return list(mapping.values()) if keys == names else dict(mapping)
+
+
+def _as_mapping(value: Any, names: Sequence[str]) -> dict[str, Any]:
+    """Back from :func:`_as_list`: a list pairs with ``names``; a mapping stays as it is."""
+    if isinstance(value, list):
+        if len(value) != len(names):
+            raise ValueError(f"a stored list of {len(value)} values for {len(names)} names")
+        return dict(zip(names, value, strict=True))
+    return dict(value)
+
+
+def expand_stored(row: Mapping[str, Any], context: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``to_dict`` form of a stored explanation: a format 2 row (``Explanation.to_stored``) joined
+    with its context (``Explanation.stored_context``); a row stored before format 2 is already in it."""
+    if row.get("format") != STORED_FORMAT:
+        return dict(row)
+    if context is None or context.get("format") != STORED_FORMAT:
+        raise ValueError("a format 2 explanation needs its stored context")
+    fields = context["fields"]
+    checks = dict(row["checks"])
+    faithfulness = dict(checks["faithfulness"])
+    detail = dict(faithfulness["detail"])
+    if "delta_pd" in detail:
+        detail["delta_pd"] = _as_mapping(detail["delta_pd"], fields)
+    faithfulness["detail"] = detail
+    checks["faithfulness"] = faithfulness
+    out = {key: row[key] for key in ("model_version", "explainer_version", "method", "seed", "reference",
+                                     "base_value", "output", "probability", "base_probability", "decision")}
+    out["attributions"] = _as_mapping(row["attributions"], fields)
+    out["probability_attributions"] = _as_mapping(row["probability_attributions"], fields)
+    out["base_value_all"] = row["base_value_all"]
+    out["attributions_all"] = _as_mapping(row["attributions_all"], fields)
+    out["feature_attributions"] = _as_mapping(row["feature_attributions"], context["features"])
+    out["negative_ranked"] = list(row["negative_ranked"])
+    out["checks"] = checks
+    out["recourse"] = row["recourse"]
+    out["reference_values"] = dict(context["reference_values"])
+    out["reference_group"] = dict(context["reference_group"])
+    return out
 
 
 def _single_feature_fields(features: Sequence[str], fields: Sequence[str]) -> frozenset[str]:
@@ -836,6 +968,35 @@ class Explainer:
                                       threads=num_threads)
         return out
 
+    def explain_many_stored(self, rows: Sequence[Mapping[str, Any]], *, chunk_rows: int = CHUNK_ROWS,
+                            num_threads: int = 0) -> StoredBatch:
+        """:meth:`explain_many` of value mappings written straight to the stored form, for the batch path:
+        the same computation, without building an :class:`Explanation` per row and taking it apart again.
+        ``texts[i] == explain_many(rows)[i].to_stored_json(context)`` (the same JSON values; tested)."""
+        encoder = self.model.encoder
+        prepared = self._tree
+        row_values = list(rows)
+        context: dict[str, Any] | None = None
+        texts: list[str] = []
+        outputs: list[float] = []
+        passed: list[bool] = []
+        decisions: list[str] = []
+        step = max(1, chunk_rows)
+        for start in range(0, len(row_values), step):
+            part = row_values[start:start + step]
+            first = encode_many(encoder, part)
+            second = encode_many(encoder, part)  # encoded again: part of the recomputation
+            computed = self._rows(prepared, first, second, part, True, num_threads)
+            if context is None:
+                context = self._stored_context(prepared)
+            self._stored_texts(prepared, computed, context, texts, passed)
+            outputs += computed.outputs
+            decisions += computed.decisions
+        return StoredBatch(context=context if context is not None else self._stored_context(prepared),
+                           texts=texts, outputs=outputs, checks_passed=passed, decisions=decisions,
+                           base_value=prepared.base_cut, method=prepared.backend.method,
+                           explainer_version=EXPLAINER_VERSION)
+
     def explain_benchmark(self, values: Mapping[str, Any]) -> Explanation:
         """The same explanation for the logistic benchmark (exact linear attributions, no recourse)."""
         prepared = self._linear_prepared()
@@ -897,6 +1058,108 @@ class Explainer:
 
     def _explain_rows(self, prepared: _Prepared, first: FloatArray, second: FloatArray,
                       values: Sequence[Mapping[str, Any]], with_recourse: bool, threads: int) -> list[Explanation]:
+        rows = self._rows(prepared, first, second, values, with_recourse, threads)
+        backend = prepared.backend
+        fields = self.fields
+        column_names = backend.column_names
+        results: list[Explanation] = []
+        for i in range(rows.n):
+            attributions = dict(zip(fields, rows.field_cut[i], strict=True))
+            slope = rows.slopes[i]
+            passed, detail, deltas = rows.faithfulness[i]
+            checks = Checks(
+                additivity=Check(rows.additive[i], rows.additivity_detail(i)),
+                determinism=Check(rows.identical[i], {"identical": rows.identical[i],
+                                                      "max_abs_difference": rows.largest[i]}),
+                faithfulness=Check(passed, {**detail, "delta_pd": dict(zip(fields, deltas, strict=True))}),
+            )
+            results.append(Explanation(
+                model_version=self.model.version,
+                explainer_version=EXPLAINER_VERSION,
+                method=backend.method,
+                seed=SEED,
+                reference=REFERENCE_CUTOFF,
+                base_value=prepared.base_cut,
+                output=rows.outputs[i],
+                probability=rows.probabilities[i],
+                base_probability=rows.base_probability,
+                decision=rows.decisions[i],
+                attributions=attributions,
+                probability_attributions={f: v * slope for f, v in attributions.items()},
+                base_value_all=prepared.base_all,
+                attributions_all=dict(zip(fields, rows.field_all[i], strict=True)),
+                feature_attributions=dict(zip(column_names, rows.features[i], strict=True)),
+                negative_ranked=rows.negatives[i],
+                checks=checks,
+                recourse=rows.recourses[i],
+                reference_values=prepared.reference_values,
+                reference_group=self._group_summary,
+            ))
+        return results
+
+    def _stored_context(self, prepared: _Prepared) -> dict[str, Any]:
+        """``Explanation.stored_context`` of this explainer's explanations (the same for every row)."""
+        names = prepared.backend.column_names
+        single = _single_feature_fields(names, self.fields)
+        return {"format": STORED_FORMAT, "fields": list(self.fields),
+                "features": [name for name in names if name not in single],
+                "reference_values": _json_safe_shared(prepared.reference_values),
+                "reference_group": _json_safe_shared(self._group_summary)}
+
+    def _stored_texts(self, prepared: _Prepared, rows: _Rows, context: Mapping[str, Any], texts: list[str],
+                      passed: list[bool]) -> None:
+        """Append each row's ``Explanation.to_stored_json(context)`` text and whether all its checks passed."""
+        names = prepared.backend.column_names
+        if list(context["fields"]) != list(self.fields) or not set(context["features"]) <= set(names):
+            raise ValueError("the stored context does not belong to this explainer")
+        position = {name: j for j, name in enumerate(names)}
+        lean = [position[name] for name in context["features"]]
+        version, method = self.model.version, prepared.backend.method
+        base_cut, base_all, base_probability = prepared.base_cut, prepared.base_all, rows.base_probability
+        constant = base_cut + base_all + base_probability
+        for i in range(rows.n):
+            field_cut, field_all, features = rows.field_cut[i], rows.field_all[i], rows.features[i]
+            slope = rows.slopes[i]
+            probability_attributions = [v * slope for v in field_cut]
+            feature_values = [features[j] for j in lean]
+            faithful, detail, deltas = rows.faithfulness[i]
+            additive, identical = rows.additive[i], rows.identical[i]
+            recourse = rows.recourses[i]
+            recourse_dict = None if recourse is None else recourse.to_dict()
+            additivity = rows.additivity_detail(i)
+            largest = rows.largest[i]
+            # Check details are stored JSON-safe (a non-finite number as null), as Check.to_dict does.
+            if not math.isfinite(sum(additivity.values()) + largest):
+                additivity = _json_safe(additivity)
+                largest = _json_safe(largest)
+            if not math.isfinite(sum(deltas)):
+                deltas = _json_safe(deltas)
+            all_passed = additive and identical and faithful
+            row = {
+                "format": STORED_FORMAT, "model_version": version, "explainer_version": EXPLAINER_VERSION,
+                "method": method, "seed": SEED, "reference": REFERENCE_CUTOFF, "base_value": base_cut,
+                "output": rows.outputs[i], "probability": rows.probabilities[i], "base_probability": base_probability,
+                "decision": rows.decisions[i], "attributions": field_cut,
+                "probability_attributions": probability_attributions, "base_value_all": base_all,
+                "attributions_all": field_all, "feature_attributions": feature_values,
+                "negative_ranked": list(rows.negatives[i]),
+                "checks": {"additivity": {"passed": additive, "detail": additivity},
+                           "determinism": {"passed": identical, "detail": {"identical": identical,
+                                                                           "max_abs_difference": largest}},
+                           "faithfulness": {"passed": faithful, "detail": {**detail, "delta_pd": deltas}},
+                           "all_passed": all_passed},
+                "recourse": recourse_dict,
+            }
+            total = (constant + rows.outputs[i] + rows.probabilities[i] + sum(field_cut) + sum(field_all)
+                     + sum(feature_values) + sum(probability_attributions))
+            if recourse is not None:
+                total += sum(v for v in (recourse.new_probability, recourse.cost) if v is not None)
+            texts.append(_stored_text(row, math.isfinite(total)))
+            passed.append(all_passed)
+
+    def _rows(self, prepared: _Prepared, first: FloatArray, second: FloatArray,
+              values: Sequence[Mapping[str, Any]], with_recourse: bool, threads: int) -> _Rows:
+        """Everything an explanation of each row holds, computed for the chunk at once, as Python lists."""
         backend = prepared.backend
         core = self._core(prepared, first, threads, keep=True)
         again = self._core(prepared, second, threads)
@@ -931,12 +1194,8 @@ class Explainer:
 
         base_probability = sigmoid(prepared.base_cut)
         outputs = core.output.tolist()
-        field_cut_rows = core.field_cut.tolist()
-        field_all_rows = core.field_all.tolist()
-        feature_rows = core.feature_cut.tolist()
         moved_rows = moved_log_odds.tolist()
         ranked_rows = ranked.tolist()
-        group_summary = self._group_summary
         positives = positive.tolist()
         probabilities = [sigmoid(output) for output in outputs]
         negatives = [tuple(fields[j] for j in ranked_rows[i][:positives[i]]) for i in range(n)]
@@ -953,73 +1212,87 @@ class Explainer:
                     patterns=None if state is None else state[wanted])
                 for i, recourse in zip(wanted, found, strict=True):
                     recourses[i] = recourse
-        additive_rows = additive.tolist()
-        residual_rows, residual_all_rows = residual.tolist(), residual_all.tolist()
-        grouping_rows, grouping_all_rows = grouping.tolist(), grouping_all.tolist()
-        identical_rows, largest_rows = identical.tolist(), largest.tolist()
-        column_names = backend.column_names
-        results: list[Explanation] = []
-        for i in range(n):
-            output = outputs[i]
-            probability = probabilities[i]
-            attributions = dict(zip(fields, field_cut_rows[i], strict=True))
-            negative = negatives[i]
-            reasons = negative[:MAX_REASONS]
+        slopes = []
+        for output, probability in zip(outputs, probabilities, strict=True):
             delta = output - prepared.base_cut
-            slope = ((probability - base_probability) / delta if abs(delta) > 1e-12
-                     else probability * (1.0 - probability))
-            decision = decisions[i]
-            checks = Checks(
-                additivity=Check(additive_rows[i], {
-                    "residual": residual_rows[i], "residual_all": residual_all_rows[i],
-                    "grouping_difference": grouping_rows[i], "grouping_difference_all": grouping_all_rows[i],
-                    "tolerance": ADDITIVITY_TOLERANCE}),
-                determinism=Check(identical_rows[i], {"identical": identical_rows[i],
-                                                      "max_abs_difference": largest_rows[i]}),
-                faithfulness=_faithfulness(fields, reasons, probability, moved_rows[i]),
-            )
-            results.append(Explanation(
-                model_version=self.model.version,
-                explainer_version=EXPLAINER_VERSION,
-                method=backend.method,
-                seed=SEED,
-                reference=REFERENCE_CUTOFF,
-                base_value=prepared.base_cut,
-                output=output,
-                probability=probability,
-                base_probability=base_probability,
-                decision=decision,
-                attributions=attributions,
-                probability_attributions={f: v * slope for f, v in attributions.items()},
-                base_value_all=prepared.base_all,
-                attributions_all=dict(zip(fields, field_all_rows[i], strict=True)),
-                feature_attributions=dict(zip(column_names, feature_rows[i], strict=True)),
-                negative_ranked=negative,
-                checks=checks,
-                recourse=recourses[i],
-                reference_values=prepared.reference_values,
-                reference_group=group_summary,
-            ))
-        return results
+            slopes.append((probability - base_probability) / delta if abs(delta) > 1e-12
+                          else probability * (1.0 - probability))
+        return _Rows(
+            n=n, outputs=outputs, probabilities=probabilities, base_probability=base_probability,
+            field_cut=core.field_cut.tolist(), field_all=core.field_all.tolist(), features=core.feature_cut.tolist(),
+            slopes=slopes, negatives=negatives, decisions=decisions, recourses=recourses,
+            additive=additive.tolist(), residual=residual.tolist(), residual_all=residual_all.tolist(),
+            grouping=grouping.tolist(), grouping_all=grouping_all.tolist(), identical=identical.tolist(),
+            largest=largest.tolist(),
+            faithfulness=[_faithfulness_parts(fields, negatives[i][:MAX_REASONS], probabilities[i], moved_rows[i])
+                          for i in range(n)])
 
 
-def _faithfulness(fields: Sequence[str], reasons: Sequence[str], probability: float,
-                  moved_log_odds: Sequence[float]) -> Check:
-    """Passed if moving the top stated reason to the cutoff group's representative value (its encoded
-    features) lowers the PD more than moving any field that is not a stated reason. Recorded: the top
-    reason, the strongest non-reason (ties: the earlier field) and every field's PD change ``delta_pd``
-    (the reasons themselves are the explanation's ``negative_ranked[:MAX_REASONS]``)."""
-    deltas = {f: probability - sigmoid(v) for f, v in zip(fields, moved_log_odds, strict=True)}
+@dataclass(frozen=True)
+class StoredBatch:
+    """Explanations in the stored form (:meth:`Explainer.explain_many_stored`): the shared context, and per
+    row the stored JSON text, the output, whether every check passed and the decision it explains."""
+
+    context: dict[str, Any]
+    texts: list[str]
+    outputs: list[float]
+    checks_passed: list[bool]
+    decisions: list[str]
+    base_value: float
+    method: str
+    explainer_version: str
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """One chunk's explanations as lists (row i of each list belongs to application i)."""
+
+    n: int
+    outputs: list[float]
+    probabilities: list[float]
+    base_probability: float
+    field_cut: list[list[float]]
+    field_all: list[list[float]]
+    features: list[list[float]]
+    slopes: list[float]
+    negatives: list[tuple[str, ...]]
+    decisions: list[str]
+    recourses: list[Recourse | None]
+    additive: list[bool]
+    residual: list[float]
+    residual_all: list[float]
+    grouping: list[float]
+    grouping_all: list[float]
+    identical: list[bool]
+    largest: list[float]
+    faithfulness: list[tuple[bool, dict[str, Any], list[float]]]
+
+    def additivity_detail(self, i: int) -> dict[str, Any]:
+        return {"residual": self.residual[i], "residual_all": self.residual_all[i],
+                "grouping_difference": self.grouping[i], "grouping_difference_all": self.grouping_all[i],
+                "tolerance": ADDITIVITY_TOLERANCE}
+
+
+def _faithfulness_parts(fields: Sequence[str], reasons: Sequence[str], probability: float,
+                        moved_log_odds: Sequence[float]) -> tuple[bool, dict[str, Any], list[float]]:
+    """The faithfulness check: passed if moving the top stated reason to the cutoff group's representative
+    value (its encoded features) lowers the PD more than moving any field that is not a stated reason.
+    Returns (passed, the detail without ``delta_pd``, every field's PD change in field order). Recorded: the
+    top reason, the strongest field that is not a reason (ties: the earlier field) and ``delta_pd`` (the
+    reasons themselves are the explanation's ``negative_ranked[:MAX_REASONS]``); with no negative
+    contributor it passes with a note."""
+    deltas = [probability - sigmoid(v) for v in moved_log_odds]
     if not reasons:
-        return Check(True, {"note": "no negative contributors", "delta_pd": deltas})
+        return True, {"note": "no negative contributors"}, deltas
     top = reasons[0]
+    top_delta = deltas[fields.index(top)]
     strongest = None
     best = -math.inf
-    for f in fields:
-        if f not in reasons and (strongest is None or deltas[f] > best):
-            strongest, best = f, deltas[f]
-    passed = strongest is None or deltas[top] > deltas[strongest]
-    return Check(passed, {"top_reason": top, "largest_non_reason": strongest, "delta_pd": deltas})
+    for f, delta in zip(fields, deltas, strict=True):
+        if f not in reasons and (strongest is None or delta > best):
+            strongest, best = f, delta
+    passed = strongest is None or top_delta > best
+    return passed, {"top_reason": top, "largest_non_reason": strongest}, deltas
 
 
 def explain(model: ScoringModel, spec: ProductSpec, values: Mapping[str, Any], *,

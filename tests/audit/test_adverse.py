@@ -96,13 +96,13 @@ def test_a_denial_gets_its_reasons_a_stored_notice_an_email_and_a_link(approved_
     explanation = decision.explanations.get()
     # The reasons are exactly principal_reasons of the stored explanation, with the ranking and the
     # attributions behind them (checklist A3(b)).
-    expected = principal_reasons(get_spec("demo"), attributions=explanation.payload["attributions"],
+    expected = principal_reasons(get_spec("demo"), attributions=explanation.document["attributions"],
                                  knockout_reason=None)
     assert [r["key"] for r in statement.reasons] == [r.key for r in expected]
     assert 1 <= len(statement.reasons) <= 4
     assert [r["rank"] for r in statement.reasons] == list(range(1, len(statement.reasons) + 1))
-    assert statement.ranking == explanation.payload["negative_ranked"]
-    assert statement.attributions == explanation.payload["attributions"]
+    assert statement.ranking == explanation.document["negative_ranked"]
+    assert statement.attributions == explanation.document["attributions"]
     assert statement.explanation == explanation
     assert statement.hmda is None  # a consumer instalment loan is not HMDA-reportable
     for reason in statement.reasons:

@@ -62,7 +62,7 @@ def test_the_page_shows_the_decision_reasons_recourse_score_rights_and_the_pdf(d
     assert [visible_text(item) for item in re.findall(r"<li>(.*?)</li>", reasons.group(1), re.S)] == \
         [r["customer_text"] for r in statement.reasons]
     # What would change the outcome: labels and formatted values from the stored, verified recourse.
-    recourse = decision.explanations.get().payload["recourse"]
+    recourse = decision.explanations.get().document["recourse"]
     assert recourse["found"] and recourse["verified"]
     spec = get_spec("demo")
     for name, _old, _new in recourse["changes"]:
@@ -123,7 +123,7 @@ def test_the_page_never_shows_field_names_attributions_model_ids_or_another_appl
     text = visible_text(page)
     numbers = [decision.probability_of_default, explanation.base_value, explanation.output]
     for key in ("attributions", "attributions_all", "probability_attributions", "feature_attributions"):
-        numbers += list(explanation.payload[key].values())
+        numbers += list(explanation.document[key].values())
     for value in numbers:
         if value:
             for shown in (repr(value), f"{value:.2f}", f"{value:.3f}", f"{value:.4f}"):

@@ -166,6 +166,15 @@ def test_a_worker_killed_mid_batch_leaves_exactly_one_explanation_per_decision(
 
     assert Explanation.objects.count() == 10_000
     assert Explanation.objects.values("decision").distinct().count() == 10_000
+    # What the batch stored (the compact stored form and its shared context) reads back as exactly the
+    # explanation the single-decision path computes for the same decision.
+    from audit.explanations import explanation_compute_for
+
+    assert Explanation.objects.values("context").distinct().count() == 1
+    for stored in list(Explanation.objects.select_related("context").order_by("decision_id"))[::499]:
+        assert stored.payload["format"] == 2 and "reference_values" not in stored.payload
+        decision = Decision.objects.select_related("application__product", "model_version").get(pk=stored.decision_id)
+        assert stored.document == json.loads(explanation_compute_for(decision=decision).to_json())
     print(
         f"killed with {killed_at} of 10000 stored; after restart: {Explanation.objects.count()}, "
         f"distinct decisions {Explanation.objects.values('decision').distinct().count()}"

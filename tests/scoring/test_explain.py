@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,11 @@ from scoring.explain import (
     MAX_REASONS,
     METHOD_LINEAR,
     METHOD_TREE,
+    STORED_FORMAT,
     Explainer,
     Explanation,
     decode_features,
+    expand_stored,
 )
 from scoring.predict import ScoringModel, load_model
 from scoring.spec import ProductSpec, get_spec, validate_fields
@@ -421,7 +424,6 @@ def test_stored_json_is_json_dumps_of_to_dict(demo_explained: list[Explanation],
                                               demo_rows: list[dict[str, Any]]) -> None:
     """to_json writes without building the dict: the same text, and it reads back to the same explanation
     (the per-feature attribution of a single-feature field, left out of the stored form, comes back)."""
-    from dataclasses import replace
 
     explanations = [*demo_explained, demo_explainer.explain_benchmark(demo_rows[0])]
     odd = demo_explained[0]
@@ -437,6 +439,63 @@ def test_stored_json_is_json_dumps_of_to_dict(demo_explained: list[Explanation],
     assert set(stored) == {n for n in demo_explained[0].feature_attributions if "=" in n}
     with pytest.raises(ValueError):
         replace(odd, output=math.inf).to_json()
+
+
+def test_stored_form_is_to_dict_exactly(demo_explained: list[Explanation], demo_explainer: Explainer,
+                                        demo_rows: list[dict[str, Any]]) -> None:
+    """The stored form (a compact row and the context every explanation of the model shares) expands back to
+    to_dict exactly, through JSON text: nothing is dropped, every float is the same float."""
+    odd = demo_explained[0]
+    explanations = [*demo_explained, demo_explainer.explain_benchmark(demo_rows[0]), replace(odd, recourse=None),
+                    replace(odd, checks=replace(odd.checks, additivity=replace(
+                        odd.checks.additivity, detail={**odd.checks.additivity.detail, "residual": math.nan}))),
+                    replace(odd, attributions={**odd.attributions, "amount": 1}),
+                    # names the context does not list: kept as a mapping, still read back exactly
+                    replace(odd, attributions_all=dict(reversed(list(odd.attributions_all.items()))))]
+    contexts = set()
+    for explanation in explanations:
+        context = json.loads(json.dumps(explanation.stored_context()))
+        contexts.add(json.dumps(context, sort_keys=True))
+        text = explanation.to_stored_json(context)
+        row = json.loads(text)
+        assert row["format"] == STORED_FORMAT and "reference_values" not in row
+        assert expand_stored(row, context) == json.loads(explanation.to_json())
+        assert Explanation.from_dict(expand_stored(row, context)).to_dict() == explanation.to_dict()
+    # every demo explanation shares one context (the benchmark's method has its own feature names)
+    assert len({json.dumps(e.stored_context(), sort_keys=True) for e in demo_explained}) == 1
+    context = odd.stored_context()
+    row = odd.to_stored(context)
+    assert row["attributions"] == list(odd.attributions.values())
+    assert row["checks"]["faithfulness"]["detail"]["delta_pd"] == list(
+        odd.checks.faithfulness.detail["delta_pd"].values())
+    assert len(odd.to_stored_json(context)) < 0.7 * len(odd.to_json())
+    # a row stored before format 2 (the full to_dict) is read as it is; a format 2 row needs its context
+    assert expand_stored(odd.to_dict(), None) == odd.to_dict()
+    with pytest.raises(ValueError):
+        expand_stored(row, None)
+    with pytest.raises(ValueError):
+        expand_stored(row, {**context, "fields": context["fields"][:-1]})
+    with pytest.raises(ValueError):
+        replace(odd, output=math.inf).to_stored_json(context)
+
+
+def test_batch_stored_form_is_each_explanations_stored_form(demo_explained: list[Explanation],
+                                                            demo_explainer: Explainer,
+                                                            demo_rows: list[dict[str, Any]]) -> None:
+    """The batch path writes the stored form straight from the chunk's arrays: the same JSON values as
+    to_stored_json of each explanation, checks (failed ones included) and recourse included."""
+    assert any(not e.checks.all_passed for e in demo_explained)
+    assert any(e.recourse is not None and e.recourse.found for e in demo_explained)
+    batch = demo_explainer.explain_many_stored(demo_rows, chunk_rows=97)
+    context = demo_explained[0].stored_context()
+    assert batch.context == context
+    assert batch.base_value == demo_explained[0].base_value and batch.method == METHOD_TREE
+    assert len(batch.texts) == len(demo_explained)
+    for i, explanation in enumerate(demo_explained):
+        assert json.loads(batch.texts[i]) == json.loads(explanation.to_stored_json(context))
+        assert batch.checks_passed[i] == explanation.checks.all_passed
+        assert batch.outputs[i] == explanation.output and batch.decisions[i] == explanation.decision
+    assert demo_explainer.explain_many_stored([]).texts == []
 
 
 # --- the logistic benchmark -------------------------------------------------------------------------------
