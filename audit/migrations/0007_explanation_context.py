@@ -7,8 +7,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('audit', '0005_exportjob'),
-        ('lending', '0003_manual_review'),
+        ('audit', '0006_legal_hold_matter'),
+        ('lending', '0004_extraction_and_superseded_decisions'),
     ]
 
     operations = [
