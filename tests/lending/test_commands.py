@@ -73,7 +73,7 @@ def test_a_missing_data_file_is_named(db: None, data_dir: Path) -> None:
 
 
 def test_demo_up_creates_users_model_and_decisions(db: None, data_dir: Path) -> None:
-    output = run("demo_up", "--applications", "20")
+    output = run("demo_up", "--applications", "20", "--train-rows", "3000")
 
     assert re.search(r"demo user 'officer' \(officer\) password: \S{12,}", output)
     assert User.objects.get(username="officer").groups.filter(name="officer").exists()

@@ -35,6 +35,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--applications", type=int, default=200)
         parser.add_argument("--seed", type=int, default=2026)
+        parser.add_argument("--train-rows", type=int, default=None,
+                            help="rows the demo model is trained on (default: the product's own, 100,000)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         user_model = get_user_model()
@@ -51,7 +53,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"demo user {username!r} exists (password unchanged)")
             user.groups.add(Group.objects.get(name=role))
         if not ModelVersion.objects.filter(product__slug="demo", status=ModelVersion.Status.APPROVED).exists():
-            call_command("train_model", product="demo", stdout=self.stdout, stderr=self.stderr)
+            call_command("train_model", product="demo", rows=options["train_rows"], stdout=self.stdout,
+                         stderr=self.stderr)
             call_command("approve_model", product="demo", version="latest", by="admin", stdout=self.stdout)
         product = product_get(slug="demo")
         wanted = options["applications"] - Application.objects.filter(product=product).count()
