@@ -185,7 +185,8 @@ def _evidence_ensure(decision: Decision) -> None:
 
 
 def explanation_latest(*, decision: Decision) -> Explanation | None:
-    return decision.explanations.order_by("-computed_at", "-id").first()
+    # The shared context comes in the same query: every reader expands the row with it (.document).
+    return decision.explanations.select_related("context").order_by("-computed_at", "-id").first()
 
 
 # --- batch re-explanation ------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from lending.services import model_version_approve, model_version_register, prod
 from scoring.artifact import read_manifest, save_model
 from scoring.datasets import load_dataset
 from scoring.spec import PRODUCTS_DIR, get_spec
-from scoring.train import train_product
+from scoring.train import DEFAULT_PARAMS, train_product
 
 SHARED_DATA = Path(os.environ.get("CANDOR_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -34,10 +34,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 @pytest.fixture(scope="session")
 def demo_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A demo model trained once per test session (on a small generated sample, to stay fast)."""
+    """A demo model trained once per test session (on a small generated sample, to stay fast).
+
+    It keeps the earlier depth-3 parameters (scoring.train.DEFAULT_PARAMS): the tests' hand-picked applicant
+    profiles (a clear denial, a referral, an approval) are set against this model. The production demo
+    parameters (additive stumps with isotonic projection on 100,000 rows) are trained and checked by
+    tests/scoring/test_additive.py, tests/lending/test_commands.py and scripts/check_demo_reasons.py."""
     spec = get_spec("demo")
     dataset = load_dataset(spec, n=6000, seed=7)
-    result = train_product(spec, dataset, seed=0)
+    result = train_product(spec, dataset, seed=0, params={**DEFAULT_PARAMS, "monotone_fit": "per_tree"})
     return save_model(result, spec, dataset, tmp_path_factory.mktemp("models"))
 
 
