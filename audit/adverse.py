@@ -38,7 +38,7 @@ from django.core import signing
 from django.core.mail import EmailMessage, get_connection
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
@@ -924,7 +924,7 @@ def legal_hold_application(*, identifier: str) -> Application:
         raise LegalHoldInvalid("not an application or decision id", fields={
             "application": [f"{text!r} is not an application or decision id"]}) from None
     application = (Application.objects.filter(public_id=key).first()
-                   or Application.objects.filter(decision__public_id=key).first())
+                   or Application.objects.filter(decisions__public_id=key).first())
     if application is None:
         raise LegalHoldInvalid("no such application", fields={
             "application": [f"no application or decision has the id {text}"]})
@@ -975,8 +975,9 @@ def legal_holds_list(*, active_only: bool = False) -> QuerySet[LegalHold]:
     holds = LegalHold.objects.select_related("application", "application__product", "placed_by", "released_by")
     if active_only:
         holds = holds.filter(released_at__isnull=True)
-    return holds.order_by("released_at", "-placed_at", "-id").annotate(
-        decision_public_id=F("application__decision__public_id"))
+    # The application's current decision (a corrected reading may have superseded earlier ones).
+    current = Decision.objects.filter(application=OuterRef("application")).values("public_id")[:1]
+    return holds.order_by("released_at", "-placed_at", "-id").annotate(decision_public_id=Subquery(current))
 
 
 def add_months(moment: dt.datetime, months: int) -> dt.datetime:
