@@ -223,7 +223,7 @@ def run(args: argparse.Namespace, dbname: str, work: Path, reuse: bool, state: d
     from lending.models import Application, Decision, ModelVersion, Product
     from lending.selectors import inputs_from_snapshot, product_spec, scoring_model_for
     from lending.services import inputs_sha256
-    from scoring.demo import generate
+    from scoring.datasets import load_dataset
     from scoring.explain import Explainer
     from scoring.explain import Explanation as StoredExplanation
     from scoring.policy import policy_decide
@@ -249,12 +249,13 @@ def run(args: argparse.Namespace, dbname: str, work: Path, reuse: bool, state: d
     if not reuse or not Decision.objects.exists():
         made = time.perf_counter()
         user = User.objects.get(username="bench-admin")
-        frame, _ = generate(args.rows, args.seed)
+        # Generated applications with their confirmed text-derived values (what the demo model reads).
+        frame = load_dataset(spec, n=args.rows, seed=args.seed).frame
         now = timezone.now()
         applications, decisions = [], []
         for row in frame.to_dict(orient="records"):
             values = validate_fields(spec, {k: v for k, v in row.items() if v is not None and v == v})
-            inputs = {f.name: values[f.name] for f in spec.model_inputs}
+            inputs = {f.name: values[f.name] for f in spec.model_inputs if f.name in values}
             probability = model.score(inputs)
             verdict = policy_decide(spec.policy, probability, inputs)
             application = Application(product=product, values=json_safe(inputs), submitted_by=user,

@@ -19,7 +19,7 @@ from audit.models import AuditEvent, Explanation, ExplanationRequest
 from lending.models import Application, Decision, ModelVersion
 from lending.selectors import product_spec, scoring_model_for
 from lending.services import inputs_sha256
-from scoring.demo import generate
+from scoring.datasets import load_dataset
 from scoring.policy import policy_decide
 from scoring.spec import json_safe, validate_fields
 from tests.conftest import demo_fields
@@ -107,12 +107,13 @@ def bulk_decisions(version: ModelVersion, user: User, n: int, seed: int) -> None
     product = version.product
     spec = product_spec(product=product)
     model = scoring_model_for(model_version=version)
-    frame, _ = generate(n, seed)
+    # The demo generator's rows with the confirmed text-derived values, as the demo model is trained on.
+    frame = load_dataset(spec, n=n, seed=seed).frame
     now = timezone.now()
     applications, decisions = [], []
     for row in frame.to_dict(orient="records"):
         values = validate_fields(spec, {k: v for k, v in row.items() if v is not None and v == v})
-        inputs = {f.name: values[f.name] for f in spec.model_inputs}
+        inputs = {f.name: values[f.name] for f in spec.model_inputs if f.name in values}
         probability = model.score(inputs)
         verdict = policy_decide(spec.policy, probability, inputs)
         application = Application(
