@@ -92,10 +92,11 @@ SELECT gen_random_uuid(), 1,
        timestamptz '2025-01-01 00:00:00+00' + i * interval '30 seconds'
 FROM gen ORDER BY i;
 INSERT INTO lending_decision (public_id, application_id, model_version_id, outcome, probability_of_default, inputs,
-                              inputs_sha256, cutoff, refer_band, knockout, knockout_reason, manual_review, decided_at)
+                              inputs_sha256, cutoff, refer_band, knockout, knockout_reason, manual_review,
+                              referral_cause, decided_at)
 SELECT gen_random_uuid(), a.id, 1 + (g.i * 3 / (%(rows)s + 1)),
        CASE WHEN g.pd >= 0.30 THEN 'denied' WHEN g.pd >= 0.20 THEN 'referred' ELSE 'approved' END,
-       g.pd, a.values - 'housing', md5(a.values::text) || md5(g.i::text), 0.30, 0.10, '', '', false,
+       g.pd, a.values - 'housing', md5(a.values::text) || md5(g.i::text), 0.30, 0.10, '', '', false, '',
        a.submitted_at + interval '150 milliseconds'
 FROM gen g JOIN lending_application a ON a.id = g.i ORDER BY g.i;
 INSERT INTO audit_explanation (decision_id, model_version_id, explainer_version, method, base_value, output,
