@@ -35,7 +35,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from scoring.additive import project_monotone
+from scoring.additive import fit_additive, project_monotone, refit_additive
 from scoring.calibration import Calibration, LogisticBenchmark, as_floats, standardisation
 from scoring.datasets import Dataset
 from scoring.features import FeatureEncoder, no_information_rows
@@ -74,7 +74,11 @@ PRODUCT_PARAMS: dict[str, dict[str, Any]] = {
 _NON_LGB_KEYS = ("num_boost_round", "category_mode", "monotone_fit")
 # How the spec's monotone directions are enforced: "per_tree" (LightGBM's own constraints) or
 # "isotonic_projection" (stumps fitted freely, then each shape projected; see scoring.additive).
-MONOTONE_FITS = ("per_tree", "isotonic_projection")
+# "additive_refit" (stumps fitted freely, then all step heights refitted jointly with a smoothness penalty and
+# bounded jumps; see scoring.additive.refit_additive).
+# "additive_grid" (no boosting: one stump per quantile step of every feature, the step heights fitted as a
+# penalized monotone logistic regression; see scoring.additive.fit_additive).
+MONOTONE_FITS = ("per_tree", "isotonic_projection", "additive_refit", "additive_grid")
 
 
 def params_for(spec: ProductSpec, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -85,7 +89,7 @@ def params_for(spec: ProductSpec, overrides: Mapping[str, Any] | None = None) ->
 
 def lightgbm_params(params: Mapping[str, Any], encoder: FeatureEncoder, seed: int) -> dict[str, Any]:
     out = {k: v for k, v in params.items() if k not in _NON_LGB_KEYS}
-    isotonic = params.get("monotone_fit", "per_tree") == "isotonic_projection"
+    isotonic = params.get("monotone_fit", "per_tree") != "per_tree"
     out.update({
         "objective": "binary",
         "verbose": -1,
@@ -128,13 +132,20 @@ def _fit_booster(x: np.ndarray, y: np.ndarray, encoder: FeatureEncoder, params: 
     train_set = lgb.Dataset(x, label=y, feature_name=[_safe_name(n) for n in encoder.feature_names],
                             categorical_feature=list(encoder.categorical_features) or "auto",
                             free_raw_data=True, params={"verbose": -1})
-    booster = lgb.train(lightgbm_params(params, encoder, seed), train_set,
-                        num_boost_round=int(params["num_boost_round"]))
     fit = params.get("monotone_fit", "per_tree")
     if fit not in MONOTONE_FITS:
         raise ValueError(f"monotone_fit must be one of {list(MONOTONE_FITS)}, not {fit!r}")
+    if fit == "additive_grid":
+        # One boosting round only lends the booster its header; every tree is replaced by the fit.
+        template = lgb.train(lightgbm_params(params, encoder, seed), train_set, num_boost_round=1)
+        booster, _ = fit_additive(template, x, y, list(encoder.monotone_constraints))
+        return booster
+    booster = lgb.train(lightgbm_params(params, encoder, seed), train_set,
+                        num_boost_round=int(params["num_boost_round"]))
     if fit == "isotonic_projection":
         booster = project_monotone(booster, x, list(encoder.monotone_constraints))
+    if fit == "additive_refit":
+        booster, _ = refit_additive(booster, x, y, list(encoder.monotone_constraints))
     return booster
 
 
