@@ -228,6 +228,31 @@ def explanation_batch_start(*, product: Product, since: datetime | None, request
     return batch
 
 
+def explanation_batches_resume(*, chunk_size: int = BATCH_CHUNK_SIZE) -> int:
+    """Publish again, in chunks, the decisions that every running batch still lacks; returns how many.
+
+    For a broker that cannot redeliver: Kombu's filesystem transport (the embedded default) removes a
+    message from its folder when a worker takes it, so a chunk held by a worker killed mid-task is gone.
+    A worker on that broker calls this when it starts (``audit.tasks``), so a batch interrupted by a
+    killed worker finishes once a worker runs again. Chunks still queued may be published twice; a chunk
+    skips the decisions already explained, so nothing is duplicated. Redis redelivers by itself."""
+    from audit.tasks import explanation_batch_chunk
+
+    published = 0
+    for batch in ExplanationBatch.objects.filter(status=ExplanationBatch.Status.RUNNING).select_related("product"):
+        ids = list(_unexplained(batch.product, batch.since).order_by("id").values_list("id", flat=True))
+        if not ids:
+            continue
+        chunks = [ids[i:i + chunk_size] for i in range(0, len(ids), chunk_size)]
+        with transaction.atomic():
+            audit_record(event_type="explanation.batch_resumed", subject=batch,
+                         data={"batch": batch.pk, "decisions": len(ids), "chunks": len(chunks)})
+        for chunk in chunks:
+            explanation_batch_chunk.apply_async(args=[batch.pk, chunk])
+        published += len(ids)
+    return published
+
+
 def _store_rows(rows: Sequence[tuple[Any, ...]]) -> int:
     """Insert explanations; a row some other delivery already stored is skipped, never duplicated.
 

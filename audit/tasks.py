@@ -7,7 +7,7 @@ import smtplib
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 from django.db import InterfaceError, OperationalError
 
 from audit import adverse, explanations
@@ -58,6 +58,25 @@ def adverse_action_prepare_many(decision_ids: list[int]) -> None:
             raise
         except Exception:  # one bad decision must not stop the chunk; it shows on the compliance page
             logger.exception("adverse action for decision %s failed", decision_id)
+
+
+# --- a worker starting on a broker that cannot redeliver ---------------------------------------------------
+
+@worker_ready.connect
+def explanation_batches_recover(**_: object) -> None:
+    """On the filesystem broker (the embedded default), a chunk taken by a worker that was killed is lost:
+    publish what running batches still lack (``explanations.explanation_batches_resume``). Never fails the
+    worker: a problem is logged, and ``manage.py explain_batch`` resumes by hand."""
+    from django.conf import settings
+
+    if not str(settings.CELERY_BROKER_URL).startswith("filesystem://"):
+        return
+    try:
+        resumed = explanations.explanation_batches_resume()
+        if resumed:
+            logger.info("resumed %s decisions of interrupted explanation batches", resumed)
+    except Exception:
+        logger.exception("could not resume interrupted explanation batches")
 
 
 # --- worker processes: warm before the first task ---------------------------------------------------------
