@@ -191,6 +191,45 @@ def _supersede_current(*, decision: Decision, now: dt.datetime, notice_too: bool
     return current
 
 
+def adverse_action_withdraw_superseded(*, decision: Decision, superseded_by: Decision, actor: AbstractBaseUser | None,
+                                       cause: str, now: dt.datetime) -> list[Notice]:
+    """A re-score superseded ``decision``: withdraw its statement of reasons and its notice (call inside the
+    re-score's transaction). The notice is kept exactly as rendered (and as sent), marked superseded at
+    ``now`` with why; a queued e-mail is then never sent (``notice_deliver`` claims only current notices).
+    Each withdrawal is audited here. The new decision gets its own reasons and notice through the normal
+    path (its explanation, then ``adverse_action_prepare``) if it is adverse."""
+    statements = list(ReasonStatement.objects.select_for_update()
+                      .filter(decision=decision, superseded_at__isnull=True))
+    notices = list(Notice.objects.select_for_update().filter(decision=decision, superseded_at__isnull=True)
+                   .defer("html", "pdf", "context"))
+    why = (f"decision {decision.public_id} was superseded by decision {superseded_by.public_id} on "
+           f"{now.isoformat()}: {cause}")
+    if statements:
+        ReasonStatement.objects.filter(pk__in=[s.pk for s in statements]).update(superseded_at=now)
+        audit_record(event_type="reasons.withdrawn", subject=decision, actor=actor, data={
+            "decision": str(decision.public_id), "statements": [s.pk for s in statements],
+            "superseded_by": str(superseded_by.public_id), "cause": cause})
+    for notice in notices:
+        Notice.objects.filter(pk=notice.pk).update(superseded_at=now, withdrawn_cause=why)
+        audit_record(event_type="notice.withdrawn", subject=notice, actor=actor, data={
+            "decision": str(decision.public_id), "superseded_by": str(superseded_by.public_id),
+            "reference": notice.reference, "pdf_sha256": notice.pdf_sha256, "html_sha256": notice.html_sha256,
+            "was_sent": notice.sent_at is not None, "sent_at": notice.sent_at, "withdrawn_at": now,
+            "cause": cause})
+    return notices
+
+
+def customer_link_decision(*, link: CustomerLink) -> Decision:
+    """The decision a customer's link shows: the application's current one (a link issued for a decision
+    that was since superseded shows what replaced it)."""
+    decision = link.decision
+    if decision.is_current:
+        return decision
+    current = (Decision.objects.select_related("application__product", "model_version")
+               .filter(application_id=decision.application_id).first())
+    return current or decision
+
+
 def _statement_event(statement: ReasonStatement, decision: Decision, actor: AbstractBaseUser | None,
                      superseded: Sequence[ReasonStatement]) -> None:
     audit_record(event_type="reasons.stated", subject=statement, actor=actor, data={
@@ -761,12 +800,14 @@ def customer_request_create(*, link: CustomerLink, kind: str, message: str, lang
     if kind not in CustomerRequest.Kind.values:
         raise ValueError(f"unknown request kind {kind!r}")
     with transaction.atomic():
-        request = CustomerRequest.objects.create(decision_id=link.decision_id, link=link, kind=kind,
+        # A link to a superseded decision: the request concerns the decision the customer sees, the current one.
+        decision = customer_link_decision(link=link)
+        request = CustomerRequest.objects.create(decision=decision, link=link, kind=kind,
                                                  message=message.strip(), language=language,
                                                  created_at=timezone.now())
         # GDPR Art. 22(3), EU AI Act Art. 86: the request for human intervention is on the record.
         audit_record(event_type="customer_request.created", subject=request, data={
-            "decision": str(link.decision.public_id), "kind": kind, "customer_link": link.pk,
+            "decision": str(decision.public_id), "kind": kind, "customer_link": link.pk,
             "message_characters": len(request.message), "language": language})
     return request
 
@@ -853,8 +894,17 @@ def adverse_action_api(*, decision: Decision) -> dict[str, Any]:
 
 def customer_page_data(*, link: CustomerLink, language: Language) -> dict[str, Any]:
     """What the customer's page shows, in the customer's terms only: no field names, attributions, model
-    identifiers or codes."""
-    decision = link.decision
+    identifiers or codes. A link issued for a decision that was since superseded shows the current one and
+    says that the earlier decision (and its notice, if any) was replaced."""
+    decision = customer_link_decision(link=link)
+    replaced: dict[str, Any] | None = None
+    if decision.pk != link.decision_id:
+        withdrawn = (Notice.objects.filter(decision_id=link.decision_id).exclude(withdrawn_cause="")
+                     .defer("html", "pdf", "context").order_by("-created_at").first())
+        replaced_at = link.decision.superseded_at or decision.decided_at
+        replaced = {"on": format_date(timezone.localtime(replaced_at, dt.UTC).date(), language),
+                    "earlier_on": format_date(timezone.localtime(link.decision.decided_at, dt.UTC).date(), language),
+                    "notice_reference": withdrawn.reference if withdrawn is not None else ""}
     application = decision.application
     spec = product_spec(product=application.product)
     final = decision_final(decision=decision)
@@ -901,7 +951,7 @@ def customer_page_data(*, link: CustomerLink, language: Language) -> dict[str, A
         "reasons": reasons, "recourse": recourse, "score": score, "ecoa": ecoa, "ecoa_english": ecoa_english,
         "has_pdf": notice is not None, "notice_reference": notice.reference if notice is not None else "",
         "creditor_name": creditor.get("name", ""), "creditor_address": creditor.get("address", ""),
-        "creditor_phone": creditor.get("phone", ""),
+        "creditor_phone": creditor.get("phone", ""), "replaced": replaced,
     }
 
 
