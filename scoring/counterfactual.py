@@ -691,7 +691,10 @@ class RecourseSearch:
                             costs.astype(np.float64), np.asarray(signs, dtype=np.int64))
         if enc.kind in (ONEHOT, NATIVE):
             current_value = values.get(enc.name)
-            others = [c for c in enc.categories if c != current_value]
+            # A neutral value (features.py) is never suggested: it scores as its reference level, and
+            # recourse must not ask for a medical purpose or a marital or age proxy (FCRA 604(g), Reg B 1002.6(b)).
+            current_as = enc.neutral_as.get(str(current_value), current_value)
+            others = [c for c in enc.categories if c != current_value and c != current_as and c not in enc.neutral_as]
             if not others:
                 return None
             if enc.kind == ONEHOT:

@@ -178,3 +178,37 @@ def test_an_officer_cannot_state_a_neutral_value_as_a_reason(spec: ProductSpec) 
     with pytest.raises(ReasonError, match="'medical' is neutral"):
         principal_reasons(spec, attributions={}, knockout_reason=None, officer_factors=["purpose_category"],
                           values={"purpose_category": "medical"})
+
+
+def test_recourse_never_suggests_a_neutral_value(demo_model_path: Path, spec: ProductSpec,
+                                                 rows: list[dict[str, Any]]) -> None:
+    """Were the purpose actionable, recourse could move it, but never to medical or wedding."""
+    import dataclasses
+
+    from scoring.counterfactual import RecourseSearch
+    from scoring.policy import APPROVED, policy_decide
+
+    edited = parse_spec(edit_field(spec_text("demo"), "purpose_category", "actionable = false", "actionable = true"))
+    # The same model inputs and encoding; only ``actionable`` differs, so the demo model serves it.
+    actionable = dataclasses.replace(edited, spec_hash=spec.spec_hash)
+    model = load_model(demo_model_path)
+    search = RecourseSearch(model, actionable)
+    moved = []
+    for row in rows:
+        values = {**row, "purpose_category": "small_business"}
+        if policy_decide(actionable.policy, model.score(values), values).outcome == APPROVED:
+            continue
+        recourse = search.find(values)
+        moved += [new for name, _, new in recourse.changes if name == "purpose_category"]
+    assert moved, "no recourse moved the purpose: the test shows nothing"
+    assert not {"medical", "wedding"} & set(moved)
+    # The candidate moves themselves (a tie with the reference level could otherwise pick a neutral value).
+    position = search.actionable_fields.index("purpose_category")
+    values = {**rows[0], "purpose_category": "small_business"}
+    options = search._options(position, search.actionable[position], model.encoder.encode_row(values), values)
+    assert options is not None and "debt_consolidation" in options.values
+    assert not {"medical", "wedding", "small_business"} & set(options.values)
+    from_medical = {**rows[0], "purpose_category": "medical"}
+    options = search._options(position, search.actionable[position], model.encoder.encode_row(from_medical),
+                              from_medical)
+    assert options is not None and "debt_consolidation" not in options.values  # the same features: no move
