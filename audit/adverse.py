@@ -29,7 +29,6 @@ import secrets
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
@@ -72,7 +71,6 @@ from lending.errors import DomainError
 from lending.models import Application, Decision, Extraction, MonitoringData, OfficerAction
 from lending.selectors import product_spec
 from scoring.adverse_action import (
-    PRODUCT_CATEGORY_ES,
     BureauInfo,
     CreditScoreDisclosure,
     KeyFactor,
@@ -87,8 +85,15 @@ from scoring.adverse_action import (
     principal_reasons,
 )
 from scoring.agencies import Agency, AgencyContact, agency_for
-from scoring.narrative import format_money
-from scoring.spec import FieldSpec, ProductSpec
+from scoring.spec import ProductSpec
+from scoring.wording import (  # noqa: F401  (re-exported: the customer page, notices and officer pages use them)
+    CATEGORY_LABELS_ES,
+    FIELD_LABELS_ES,
+    MONEY_UNITS,
+    field_label,
+    format_value,
+    recourse_lines,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +109,6 @@ CUSTOMER_LINK_DAYS = 90
 # A delivery claimed longer ago than this without being recorded is taken to have died; it may be retried.
 DELIVERY_LEASE = dt.timedelta(minutes=10)
 EMAIL_TIMEOUT_SECONDS = 30
-MONEY_UNITS = ("USD", "EUR", "DM", "GBP")
 DECIDING_ACTIONS = (OfficerAction.Action.APPROVE, OfficerAction.Action.DENY, OfficerAction.Action.OVERRIDE)
 
 
@@ -189,6 +193,45 @@ def _supersede_current(*, decision: Decision, now: dt.datetime, notice_too: bool
     if notice_too:
         Notice.objects.filter(decision=decision, superseded_at__isnull=True).update(superseded_at=now)
     return current
+
+
+def adverse_action_withdraw_superseded(*, decision: Decision, superseded_by: Decision, actor: AbstractBaseUser | None,
+                                       cause: str, now: dt.datetime) -> list[Notice]:
+    """A re-score superseded ``decision``: withdraw its statement of reasons and its notice (call inside the
+    re-score's transaction). The notice is kept exactly as rendered (and as sent), marked superseded at
+    ``now`` with why; a queued e-mail is then never sent (``notice_deliver`` claims only current notices).
+    Each withdrawal is audited here. The new decision gets its own reasons and notice through the normal
+    path (its explanation, then ``adverse_action_prepare``) if it is adverse."""
+    statements = list(ReasonStatement.objects.select_for_update()
+                      .filter(decision=decision, superseded_at__isnull=True))
+    notices = list(Notice.objects.select_for_update().filter(decision=decision, superseded_at__isnull=True)
+                   .defer("html", "pdf", "context"))
+    why = (f"decision {decision.public_id} was superseded by decision {superseded_by.public_id} on "
+           f"{now.isoformat()}: {cause}")
+    if statements:
+        ReasonStatement.objects.filter(pk__in=[s.pk for s in statements]).update(superseded_at=now)
+        audit_record(event_type="reasons.withdrawn", subject=decision, actor=actor, data={
+            "decision": str(decision.public_id), "statements": [s.pk for s in statements],
+            "superseded_by": str(superseded_by.public_id), "cause": cause})
+    for notice in notices:
+        Notice.objects.filter(pk=notice.pk).update(superseded_at=now, withdrawn_cause=why)
+        audit_record(event_type="notice.withdrawn", subject=notice, actor=actor, data={
+            "decision": str(decision.public_id), "superseded_by": str(superseded_by.public_id),
+            "reference": notice.reference, "pdf_sha256": notice.pdf_sha256, "html_sha256": notice.html_sha256,
+            "was_sent": notice.sent_at is not None, "sent_at": notice.sent_at, "withdrawn_at": now,
+            "cause": cause})
+    return notices
+
+
+def customer_link_decision(*, link: CustomerLink) -> Decision:
+    """The decision a customer's link shows: the application's current one (a link issued for a decision
+    that was since superseded shows what replaced it)."""
+    decision = link.decision
+    if decision.is_current:
+        return decision
+    current = (Decision.objects.select_related("application__product", "model_version")
+               .filter(application_id=decision.application_id).first())
+    return current or decision
 
 
 def _statement_event(statement: ReasonStatement, decision: Decision, actor: AbstractBaseUser | None,
@@ -281,93 +324,7 @@ def officer_statement_record(*, decision: Decision, action: OfficerAction) -> Re
     return statement
 
 
-# --- customer wording of values (never internal field names or codes) ------------------------------------
-
-# Spanish labels of the shipped products' actionable fields and their categories (what recourse can name).
-# A translation; a field without one shows its English label.
-FIELD_LABELS_ES: dict[tuple[str, str], str] = {
-    ("demo", "amount"): "Monto del préstamo",
-    ("demo", "term_months"): "Plazo",
-    ("demo", "revolving_utilization"): "Utilización del crédito rotativo",
-    ("german-credit", "duration_months"): "Plazo",
-    ("german-credit", "purpose"): "Destino del préstamo",
-    ("german-credit", "credit_amount"): "Monto del crédito",
-    ("german-credit", "installment_rate"): "Cuota (porcentaje del ingreso disponible, de 1 a 4)",
-    ("german-credit", "other_debtors"): "Otros deudores o garantes",
-}
-CATEGORY_LABELS_ES: dict[tuple[str, str], dict[str, str]] = {
-    ("german-credit", "purpose"): {
-        "A40": "Automóvil (nuevo)", "A41": "Automóvil (usado)", "A42": "Muebles o equipo", "A43": "Radio o televisión",
-        "A44": "Electrodomésticos", "A45": "Reparaciones", "A46": "Educación", "A47": "Vacaciones",
-        "A48": "Capacitación", "A49": "Negocio", "A410": "Otro"},
-    ("german-credit", "other_debtors"): {"A101": "Ninguno", "A102": "Cosolicitante", "A103": "Garante"},
-    # Text-derived fields: the labels their reasons name (scoring.adverse_action).
-    **PRODUCT_CATEGORY_ES,
-}
-_UNIT_WORDS = {"months": (("month", "months"), ("mes", "meses")), "years": (("year", "years"), ("año", "años"))}
-_RECOURSE_LINE = {"en": "{label}: {new} instead of {old}", "es": "{label}: {new} en lugar de {old}"}
-
-
-def field_label(spec: ProductSpec, field_spec: FieldSpec, language: str) -> str:
-    if language == "es":
-        return FIELD_LABELS_ES.get((spec.slug, field_spec.name), field_spec.label)
-    return field_spec.label
-
-
-def _number(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-
-
-def format_value(spec: ProductSpec, field_spec: FieldSpec, value: Any, language: str) -> str:
-    """A value as the customer reads it: category labels, money with its currency, units in words."""
-    if value is None or value == "":
-        return "—"
-    if field_spec.type == "category":
-        if language == "es":
-            translated = CATEGORY_LABELS_ES.get((spec.slug, field_spec.name), {}).get(str(value))
-            if translated:
-                return translated
-        return str(field_spec.category_labels.get(str(value), str(value)))
-    if field_spec.type == "boolean":
-        yes = bool(value) if isinstance(value, bool) else str(value).lower() in ("true", "yes", "1")
-        return {"en": ("Yes", "No"), "es": ("Sí", "No")}[language][0 if yes else 1]
-    number = _number(value)
-    if number is None:
-        return str(value)
-    if field_spec.unit in MONEY_UNITS:
-        return format_money(number, language, field_spec.unit)
-    whole = number == number.to_integral_value()
-    shown = f"{number:,.0f}" if whole else f"{number:,.1f}"
-    if field_spec.unit == "percent":
-        return f"{shown}%"
-    if field_spec.unit in _UNIT_WORDS:
-        singular, plural = _UNIT_WORDS[field_spec.unit][0 if language == "en" else 1]
-        return f"{shown} {singular if number == 1 else plural}"
-    return shown
-
-
-def recourse_lines(spec: ProductSpec, recourse: Mapping[str, Any] | None, language: str) -> tuple[str, ...]:
-    """The stored recourse (scoring.counterfactual.Recourse.to_dict()) as sentences in the customer's terms.
-
-    Only a recourse that was found and verified by re-scoring is shown (never an unverified promise).
-    """
-    if not recourse or not recourse.get("found") or not recourse.get("verified"):
-        return ()
-    lines = []
-    for name, old, new in recourse.get("changes", ()):
-        try:
-            field_spec = spec.field(str(name))
-        except KeyError:
-            continue
-        lines.append(_RECOURSE_LINE[language].format(label=field_label(spec, field_spec, language),
-                                                     new=format_value(spec, field_spec, new, language),
-                                                     old=format_value(spec, field_spec, old, language)))
-    return tuple(lines)
+# --- customer wording of values: scoring.wording (never internal field names or codes) -----------------------
 
 
 # --- notices -----------------------------------------------------------------------------------------------
@@ -761,12 +718,14 @@ def customer_request_create(*, link: CustomerLink, kind: str, message: str, lang
     if kind not in CustomerRequest.Kind.values:
         raise ValueError(f"unknown request kind {kind!r}")
     with transaction.atomic():
-        request = CustomerRequest.objects.create(decision_id=link.decision_id, link=link, kind=kind,
+        # A link to a superseded decision: the request concerns the decision the customer sees, the current one.
+        decision = customer_link_decision(link=link)
+        request = CustomerRequest.objects.create(decision=decision, link=link, kind=kind,
                                                  message=message.strip(), language=language,
                                                  created_at=timezone.now())
         # GDPR Art. 22(3), EU AI Act Art. 86: the request for human intervention is on the record.
         audit_record(event_type="customer_request.created", subject=request, data={
-            "decision": str(link.decision.public_id), "kind": kind, "customer_link": link.pk,
+            "decision": str(decision.public_id), "kind": kind, "customer_link": link.pk,
             "message_characters": len(request.message), "language": language})
     return request
 
@@ -853,8 +812,17 @@ def adverse_action_api(*, decision: Decision) -> dict[str, Any]:
 
 def customer_page_data(*, link: CustomerLink, language: Language) -> dict[str, Any]:
     """What the customer's page shows, in the customer's terms only: no field names, attributions, model
-    identifiers or codes."""
-    decision = link.decision
+    identifiers or codes. A link issued for a decision that was since superseded shows the current one and
+    says that the earlier decision (and its notice, if any) was replaced."""
+    decision = customer_link_decision(link=link)
+    replaced: dict[str, Any] | None = None
+    if decision.pk != link.decision_id:
+        withdrawn = (Notice.objects.filter(decision_id=link.decision_id).exclude(withdrawn_cause="")
+                     .defer("html", "pdf", "context").order_by("-created_at").first())
+        replaced_at = link.decision.superseded_at or decision.decided_at
+        replaced = {"on": format_date(timezone.localtime(replaced_at, dt.UTC).date(), language),
+                    "earlier_on": format_date(timezone.localtime(link.decision.decided_at, dt.UTC).date(), language),
+                    "notice_reference": withdrawn.reference if withdrawn is not None else ""}
     application = decision.application
     spec = product_spec(product=application.product)
     final = decision_final(decision=decision)
@@ -901,7 +869,7 @@ def customer_page_data(*, link: CustomerLink, language: Language) -> dict[str, A
         "reasons": reasons, "recourse": recourse, "score": score, "ecoa": ecoa, "ecoa_english": ecoa_english,
         "has_pdf": notice is not None, "notice_reference": notice.reference if notice is not None else "",
         "creditor_name": creditor.get("name", ""), "creditor_address": creditor.get("address", ""),
-        "creditor_phone": creditor.get("phone", ""),
+        "creditor_phone": creditor.get("phone", ""), "replaced": replaced,
     }
 
 

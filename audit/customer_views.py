@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from audit.adverse import (
     LANGUAGES,
     applicant_language,
+    customer_link_decision,
     customer_link_resolve,
     customer_page_data,
     customer_request_create,
@@ -37,6 +38,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "language": "Language",
         "private": "This page is private to you. Please do not share its address.",
         "decision_heading": "Our decision",
+        "replaced": "We reviewed your application again and on {on} replaced our earlier decision of {earlier_on}. "
+                    "This page shows our current decision.",
+        "replaced_notice": "The notice we prepared for the earlier decision (reference {reference}) is withdrawn.",
         "outcome_denied": "We were unable to approve your application for the {product}, which you submitted on "
                           "{applied}. We made this decision on {decided}.",
         "outcome_approved": "Your application for the {product}, which you submitted on {applied}, was approved on "
@@ -103,6 +107,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "language": "Idioma",
         "private": "Esta página es privada. No comparta su dirección.",
         "decision_heading": "Nuestra decisión",
+        "replaced": "Volvimos a revisar su solicitud y el {on} reemplazamos nuestra decisión anterior del "
+                    "{earlier_on}. Esta página muestra nuestra decisión actual.",
+        "replaced_notice": "El aviso que preparamos para la decisión anterior (referencia {reference}) queda "
+                           "retirado.",
         "outcome_denied": "No pudimos aprobar su solicitud de {product}, que presentó el {applied}. Tomamos esta "
                           "decisión el {decided}.",
         "outcome_approved": "Su solicitud de {product}, que presentó el {applied}, fue aprobada el {decided}.",
@@ -250,6 +258,9 @@ def customer_page(request: HttpRequest, token: str) -> HttpResponse:
         "kind": form.data.get("kind", "") if request.method == "POST" else "",
         "message": form.data.get("message", "") if request.method == "POST" else "",
         "message_max": MESSAGE_MAX,
+        "replaced_text": strings["replaced"].format(**page["replaced"]) if page["replaced"] else "",
+        "replaced_notice_text": strings["replaced_notice"].format(reference=page["replaced"]["notice_reference"])
+        if page["replaced"] and page["replaced"]["notice_reference"] else "",
     }
     response = render(request, "customer/page.html", context, status=400 if problems else 200)
     response["Content-Language"] = language
@@ -261,7 +272,7 @@ def customer_notice_pdf(request: HttpRequest, token: str) -> HttpResponse:
     link = customer_link_resolve(token=token)
     if link is None:
         return _not_found()
-    notice = notice_current(decision=link.decision)
+    notice = notice_current(decision=customer_link_decision(link=link))
     if notice is None:
         return _not_found()
     response = HttpResponse(bytes(notice.pdf), content_type="application/pdf")

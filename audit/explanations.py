@@ -95,6 +95,41 @@ def explanation_outbox_sweep(*, now: datetime | None = None) -> tuple[int, int]:
     return published, 0
 
 
+def extraction_evidence_publish(*, application_id: int) -> bool:
+    """Send the evidence task of one application to the broker; False (logged) if the broker is down."""
+    from audit.tasks import extraction_evidence_measure
+
+    try:
+        extraction_evidence_measure.apply_async(args=[application_id], retry=False)
+    except Exception as exc:
+        logger.warning("could not publish the evidence task of application %s: %s", application_id, exc)
+        return False
+    return True
+
+
+def extraction_evidence_sweep(*, now: datetime | None = None, inline: bool = False) -> tuple[int, int]:
+    """Recover language-model readings whose evidence was never measured (the worker's task was lost after
+    the decision committed): publish their measurement, or with ``inline`` measure it here. Idempotent:
+    ``extraction_evidence_ensure`` measures only readings that still have none, each once.
+    Returns (applications handled, applications left: broker down or a measurement failed)."""
+    from lending.selectors import extraction_applications_missing_evidence
+    from lending.services import extraction_evidence_ensure
+
+    pending = extraction_applications_missing_evidence(now=now)
+    handled = 0
+    for application_id in pending:
+        if inline:
+            try:
+                extraction_evidence_ensure(application_id=application_id)
+            except Exception:  # one bad application must not stop the sweep; logged, retried next time
+                logger.exception("measuring the evidence of application %s failed", application_id)
+                continue
+        elif not extraction_evidence_publish(application_id=application_id):
+            return handled, len(pending) - handled
+        handled += 1
+    return handled, len(pending) - handled
+
+
 def explanation_context_for(*, result: CoreExplanation) -> ExplanationContext:
     """The stored context of an explanation (what every explanation of its model version shares)."""
     return explanation_context_get(content=result.stored_context())

@@ -252,6 +252,10 @@ class Notice(models.Model):
     created_at = models.DateTimeField()
     superseded_at = models.DateTimeField(null=True, blank=True)
     superseded_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Withdrawn, not replaced by a newer notice of the same decision: the decision it states was itself
+    # superseded (an officer corrected a value and the application was re-scored). Why, in words; when is
+    # ``superseded_at``. The notice's HTML and PDF stay exactly as rendered (and as sent, if sent).
+    withdrawn_cause = models.TextField(blank=True)
 
     class Meta:
         ordering = ("-created_at", "-id")

@@ -35,6 +35,24 @@ def explanation_outbox_sweep() -> None:
     explanations.explanation_outbox_sweep()
 
 
+# --- language-model evidence (issue 6) -------------------------------------------------------------------
+# Occlusion runs the language model once per word: slow, so bounded like the explanation of a batch chunk.
+
+@shared_task(autoretry_for=RETRYABLE, retry_backoff=2, retry_backoff_max=60, retry_jitter=True, max_retries=6,
+             acks_late=True, reject_on_worker_lost=True, soft_time_limit=300, time_limit=360)
+def extraction_evidence_measure(application_id: int) -> None:
+    """Measure the evidence of an application's readings that have none. Idempotent: measured ones are kept."""
+    from lending.services import extraction_evidence_ensure
+
+    extraction_evidence_ensure(application_id=application_id)
+
+
+@shared_task(acks_late=True)
+def extraction_evidence_sweep() -> None:
+    """Readings still without evidence long after the decision (the task was lost) are published again."""
+    explanations.extraction_evidence_sweep()
+
+
 # --- adverse action (issue 4) -----------------------------------------------------------------------------
 # Sending e-mail may fail transiently too (SMTP errors, timeouts): retried with the same bounded backoff.
 DELIVERY_RETRYABLE = (*RETRYABLE, smtplib.SMTPException, ConnectionError, TimeoutError)

@@ -217,5 +217,8 @@ CELERY_BEAT_SCHEDULE = {
     # Denials whose notice is still to do (Reg B 1002.9(a): 30 days) are caught up every few minutes.
     "adverse-action-sweep": {"task": "audit.tasks.adverse_action_sweep",
                              "schedule": float(os.environ.get("CANDOR_ADVERSE_SWEEP_SECONDS", "300"))},
+    # Language-model readings whose evidence task was lost get it measured (issue 6).
+    "extraction-evidence-sweep": {"task": "audit.tasks.extraction_evidence_sweep",
+                                  "schedule": float(os.environ.get("CANDOR_EVIDENCE_SWEEP_SECONDS", "300"))},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(CANDOR_DATA_DIR / "celerybeat-schedule")

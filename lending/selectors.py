@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from lending.errors import ModelNotApproved, NoServingModel, UnknownProduct
-from lending.models import Decision, ManualReviewSwitch, ModelVersion, Product
+from lending.models import Decision, Extraction, ManualReviewSwitch, ModelVersion, Product
 from scoring.predict import ScoringModel, load_model
 from scoring.spec import ProductSpec, clean_value, parse_spec
 
@@ -88,3 +90,18 @@ def manual_review_current() -> ManualReviewSwitch | None:
 def manual_review_enabled() -> bool:
     current = manual_review_current()
     return current is not None and current.enabled
+
+
+# The worker measures a reading's evidence right after the decision's explanation; one still without it
+# this long after it was read is taken to be lost (a lost task, a worker that died) and measured again.
+EVIDENCE_GRACE = timedelta(minutes=10)
+
+
+def extraction_applications_missing_evidence(*, now: datetime | None = None, grace: timedelta = EVIDENCE_GRACE,
+                                             limit: int = 500) -> list[int]:
+    """Applications with a language-model reading that has no evidence yet, read more than ``grace`` ago,
+    oldest first (what the evidence sweep measures)."""
+    cutoff = (now or timezone.now()) - grace
+    ids = (Extraction.objects.filter(evidence__isnull=True, created_at__lt=cutoff)
+           .order_by("application_id").values_list("application_id", flat=True).distinct())
+    return list(ids[:limit])

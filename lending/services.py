@@ -362,6 +362,12 @@ def _rescore(spec: ProductSpec, old: Decision, changes: Mapping[str, Any], offic
         "model_content_hash": version.content_hash, "model_version_rule": version_rule,
         "inputs_sha256": decision.inputs_sha256, "knockout": decision.knockout, "policy_outcome": verdict.outcome,
         "manual_review": manual_review, "referral_cause": decision.referral_cause, "changes": json_safe(changes)})
+    # Reg B 1002.9: the old decision's reasons and notice no longer state the creditor's action: withdrawn
+    # (kept, never altered; a queued e-mail is not sent), audited in this transaction. The new decision's
+    # own notice follows its explanation through the normal path if it is adverse.
+    from audit.adverse import adverse_action_withdraw_superseded
+
+    adverse_action_withdraw_superseded(decision=old, superseded_by=decision, actor=officer, cause=cause, now=now)
     explanation_request_create(decision=decision)
     return decision
 

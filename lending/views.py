@@ -146,6 +146,9 @@ def _explanation_view(decision: Decision, spec: Any) -> dict[str, Any] | None:
         "checks": checks,
         "recourse": payload.get("recourse"),
         "recourse_lines": recourse_lines(spec, payload.get("recourse"), "en"),
+        # Officers read the spec's labels too, never the internal field names.
+        "recourse_not_in_reasons": [labels.get(name, name)
+                                    for name in (payload.get("recourse") or {}).get("fields_not_in_reasons", ())],
     }
 
 

@@ -159,6 +159,13 @@ def adverse_groups(spec: ProductSpec, attributions: Mapping[str, float], *,
     return tuple(built)
 
 
+def neutral_fields(spec: ProductSpec, values: Mapping[str, Any] | None) -> frozenset[str]:
+    """The model inputs whose value in ``values`` is one of their neutral categories."""
+    if not values:
+        return frozenset()
+    return frozenset(f.name for f in spec.model_inputs if f.is_neutral(values.get(f.name)))
+
+
 def _spanish_customer_text(spec: ProductSpec, reason: ProductReason) -> str | None:
     if reason.key in spec.reasons:
         translated = PRODUCT_REASON_ES.get((spec.slug, reason.key))
@@ -221,6 +228,10 @@ def _stated(spec: ProductSpec, reason: ProductReason, *, source: ReasonSource, f
                               f"{field_spec.name!r}; pass the decision's input values")
         raw = values.get(field_spec.name)
         value = None if raw is None or raw == "" else str(raw)
+        if field_spec.is_neutral(value):
+            # FCRA 604(g) / Reg V 1022.30, Reg B 1002.6(b): a neutral value is never a reason.
+            raise ReasonError(f"product {spec.slug}: {field_spec.name} = {value!r} is neutral "
+                              f"({field_spec.neutral_categories[str(value)]}) and cannot be stated as a reason")
         english = category_label(spec, field_spec, value, "en")
         text, customer_text, key_factor = (w.replace(VALUE_PLACEHOLDER, english)
                                            for w in (text, customer_text, key_factor))
@@ -333,7 +344,10 @@ def principal_reasons(spec: ProductSpec, *, attributions: Mapping[str, float], k
     else:
         if knockout_reason is not None:
             stated.append(_knockout(spec, knockout_reason, values))
-        for group in adverse_groups(spec, attributions):
+        # Defence in depth: the encoder already scores a neutral value as its reference level; a field
+        # holding a neutral value is still never a principal reason (FCRA 604(g), Reg B 1002.6(b)).
+        neutral = neutral_fields(spec, values)
+        for group in adverse_groups(spec, attributions, exclude=neutral):
             if len(stated) >= limit:
                 break
             if any(group.key == reason.key for reason in stated):

@@ -80,6 +80,7 @@ from scoring.policy import APPROVED, policy_decide
 from scoring.predict import ScoringModel
 from scoring.spec import FieldSpec, ProductSpec
 from scoring.treeshap import TreeShap, _goes_left
+from scoring.wording import field_label, format_value
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -327,8 +328,8 @@ class RecourseSearch:
                              if a.enc.name == rule.field and a.enc.kind == NUMERIC), None)
             if position is None:
                 return Recourse(found=False, model_version=version,
-                                note=f"knockout {rule.name!r} applies to {rule.field!r}, which the applicant "
-                                     "cannot change"), None
+                                note=f"a policy rule on {self._label(rule.field)} denies this application, "
+                                     "and the applicant cannot change it"), None
             required.add(position)
         if not self.actionable:
             return Recourse(found=False, model_version=version,
@@ -462,7 +463,8 @@ class RecourseSearch:
         for k, job in enumerate(jobs):
             options = job.options
             if job.status == STATUS_CORNER:
-                extremes = ", ".join(f"{opt.enc.name} {_show(opt.values[-1])}" for opt in options)
+                extremes = ", ".join(f"{self._label(opt.enc.name)} {self._say(opt.enc.name, opt.values[-1])}"
+                                     for opt in options)
                 out[k] = Recourse(found=False, model_version=version, candidates_scored=job.scored,
                                   note=f"{NOT_FOUND} (even {extremes} together is not approved)")
                 continue
@@ -524,6 +526,23 @@ class RecourseSearch:
                 cost += CATEGORY_COST
         return changed, changes, cost
 
+    # --- wording: a note names fields by their labels and values as people write them -----------------
+
+    def _label(self, name: str) -> str:
+        """A field as the spec names it for people ("Revolving utilisation", never the column name)."""
+        return field_label(self.spec, self.spec.field(name), "en")
+
+    def _say(self, name: str, value: Any) -> str:
+        """A value as people write it: "$12,000", "35%", "36 months", a category's label."""
+        return format_value(self.spec, self.spec.field(name), value, "en")
+
+    def _found_note(self, changes: Sequence[tuple[str, Any, Any]], not_in: Sequence[str]) -> str:
+        note = "approved after changing " + ", ".join(
+            f"{self._label(name)} from {self._say(name, old)} to {self._say(name, new)}" for name, old, new in changes)
+        if not_in:
+            note += f"; not among the stated reasons: {', '.join(self._label(name) for name in not_in)}"
+        return note
+
     def _score_many(self, rows: Sequence[Mapping[str, Any]]) -> list[float]:
         """``model.score`` of each mapping, in one LightGBM call: the same encoding (``encode_row``), the
         same raw margin (LightGBM scores each row on its own, whatever the batch), the same calibration."""
@@ -538,10 +557,7 @@ class RecourseSearch:
         names = [name for name, _, _ in changes]
         in_reasons = tuple(n for n in names if n in reason_set)
         not_in = tuple(n for n in names if n not in reason_set)
-        note = "approved after changing " + ", ".join(
-            f"{name} from {_show(old)} to {_show(new)}" for name, old, new in changes)
-        if not_in:
-            note += f"; not among the stated reasons: {', '.join(not_in)}"
+        note = self._found_note(changes, not_in)
         return Recourse(found=True, changes=tuple(changes), new_probability=probability, verified=True,
                         cost=cost, changed_fields_in_reasons=in_reasons, fields_not_in_reasons=not_in,
                         note=note, model_version=self.model.version, candidates_scored=scored)
@@ -568,8 +584,8 @@ class RecourseSearch:
                              if a.enc.name == rule.field and a.enc.kind == NUMERIC), None)
             if position is None:
                 return Recourse(found=False, model_version=version,
-                                note=f"knockout {rule.name!r} applies to {rule.field!r}, which the applicant "
-                                     "cannot change")
+                                note=f"a policy rule on {self._label(rule.field)} denies this application, "
+                                     "and the applicant cannot change it")
             required.add(position)
         if not self.actionable:
             return Recourse(found=False, model_version=version,
@@ -594,7 +610,8 @@ class RecourseSearch:
             if not self._approves(corner.reshape(1, -1))[0]:
                 corner_known_bad = True
         if corner_known_bad:
-            extremes = ", ".join(f"{opt.enc.name} {_show(opt.values[-1])}" for opt in options)
+            extremes = ", ".join(f"{self._label(opt.enc.name)} {self._say(opt.enc.name, opt.values[-1])}"
+                                     for opt in options)
             return Recourse(found=False, model_version=version, candidates_scored=scored,
                             note=f"{NOT_FOUND} (even {extremes} together is not approved)")
         order = np.lexsort((np.arange(len(costs)), counts, costs))
@@ -674,7 +691,10 @@ class RecourseSearch:
                             costs.astype(np.float64), np.asarray(signs, dtype=np.int64))
         if enc.kind in (ONEHOT, NATIVE):
             current_value = values.get(enc.name)
-            others = [c for c in enc.categories if c != current_value]
+            # A neutral value (features.py) is never suggested: it scores as its reference level, and
+            # recourse must not ask for a medical purpose or a marital or age proxy (FCRA 604(g), Reg B 1002.6(b)).
+            current_as = enc.neutral_as.get(str(current_value), current_value)
+            others = [c for c in enc.categories if c != current_value and c != current_as and c not in enc.neutral_as]
             if not others:
                 return None
             if enc.kind == ONEHOT:
@@ -745,10 +765,7 @@ class RecourseSearch:
         names = [name for name, _, _ in changes]
         in_reasons = tuple(n for n in names if n in reason_set)
         not_in = tuple(n for n in names if n not in reason_set)
-        note = "approved after changing " + ", ".join(
-            f"{name} from {_show(old)} to {_show(new)}" for name, old, new in changes)
-        if not_in:
-            note += f"; not among the stated reasons: {', '.join(not_in)}"
+        note = self._found_note(changes, not_in)
         return Recourse(found=True, changes=tuple(changes), new_probability=probability, verified=True,
                         cost=cost, changed_fields_in_reasons=in_reasons, fields_not_in_reasons=not_in,
                         note=note, model_version=self.model.version, candidates_scored=scored)
@@ -1363,14 +1380,6 @@ def _typed(field_spec: FieldSpec, number: float) -> Any:
     if field_spec.type == "boolean":
         return bool(number)
     return float(number)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, Decimal | int) and not isinstance(value, bool):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.10g}"
-    return str(value)
 
 
 def _all_monotone(options: Sequence[_Options]) -> bool:

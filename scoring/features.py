@@ -19,6 +19,11 @@ attributions per field; monitoring-only, identity and context fields never produ
   default: each feature is simply "is this category" (easy to explain), the logistic benchmark uses the
   same encoding, and it costs only a few extra columns (53 features instead of 16 on German Credit;
   single-row scoring stays ~0.03 ms). ``native`` stays available per product (``category_mode``).
+* neutral categories (the spec's ``neutral_categories``, e.g. a medical loan purpose, FCRA 604(g) /
+  Reg V 1022.30): a neutral value is encoded exactly as the field's reference level (``reference``),
+  in training and in scoring, so the model cannot tell them apart and the value counts neither for nor
+  against the applicant. The encoder stores the mapping (``neutral_as``, written only when non-empty);
+  an artifact without it (trained before neutral values existed) has none and scores as it always did.
 
 ``encode_row`` (one application, a mapping of cleaned values that may hold Decimal and int) and
 ``encode_frame`` (a DataFrame) follow the same conversions, value for value, and give bit-identical
@@ -30,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -88,6 +93,8 @@ class FieldEncoding:
     special_codes: tuple[int, ...] = ()  # every declared special value (-> NaN in the main feature)
     indicator_codes: tuple[int, ...] = ()  # those that get a 0/1 indicator feature
     categories: tuple[str, ...] = ()
+    # Neutral category -> the reference category it is encoded as (an empty mapping: no neutral values).
+    neutral_as: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def width(self) -> int:
@@ -104,9 +111,13 @@ class FieldEncoding:
         return names
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "first": self.first, "monotone": self.monotone,
-                "special_codes": list(self.special_codes), "indicator_codes": list(self.indicator_codes),
-                "categories": list(self.categories)}
+        out: dict[str, Any] = {
+            "name": self.name, "kind": self.kind, "first": self.first, "monotone": self.monotone,
+            "special_codes": list(self.special_codes), "indicator_codes": list(self.indicator_codes),
+            "categories": list(self.categories)}
+        if self.neutral_as:  # absent in artifacts trained before neutral values: keep their bytes
+            out["neutral_as"] = dict(sorted(self.neutral_as.items()))
+        return out
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> FieldEncoding:
@@ -114,7 +125,8 @@ class FieldEncoding:
                    monotone=int(raw.get("monotone", 0)),
                    special_codes=tuple(int(c) for c in raw.get("special_codes", ())),
                    indicator_codes=tuple(int(c) for c in raw.get("indicator_codes", ())),
-                   categories=tuple(str(c) for c in raw.get("categories", ())))
+                   categories=tuple(str(c) for c in raw.get("categories", ())),
+                   neutral_as={str(k): str(v) for k, v in dict(raw.get("neutral_as", {})).items()})
 
 
 def _monotone_sign(field_spec: FieldSpec) -> int:
@@ -135,6 +147,10 @@ class FeatureEncoder:
         for enc in self.fields:
             if enc.first != len(names):
                 raise ValueError(f"field {enc.name!r} starts at feature {enc.first}, expected {len(names)}")
+            bad = {k: v for k, v in enc.neutral_as.items() if k not in enc.categories or v not in enc.categories
+                   or v in enc.neutral_as}
+            if bad:
+                raise ValueError(f"field {enc.name!r}: neutral values {bad} must map to a non-neutral category")
             feature_names = enc.feature_names()
             names += feature_names
             owners += [enc.name] * len(feature_names)
@@ -148,7 +164,12 @@ class FeatureEncoder:
         self.categorical_features: tuple[int, ...] = tuple(
             enc.first for enc in self.fields if enc.kind == NATIVE)
         # Fast lookups for encode_row.
-        self._category_index = {enc.name: {c: i for i, c in enumerate(enc.categories)} for enc in self.fields}
+        # A neutral value looks up its reference category's index: the same features, bit for bit.
+        self._category_index: dict[str, dict[str, int]] = {}
+        for enc in self.fields:
+            index = {c: i for i, c in enumerate(enc.categories)}
+            index.update({value: index[reference] for value, reference in enc.neutral_as.items()})
+            self._category_index[enc.name] = index
         self._special = {enc.name: frozenset(float(c) for c in enc.special_codes) for enc in self.fields}
         self._indicator = {enc.name: {float(c): enc.first + 1 + i for i, c in enumerate(enc.indicator_codes)}
                            for enc in self.fields}
@@ -174,8 +195,10 @@ class FeatureEncoder:
             elif field_spec.type == "boolean":
                 enc = FieldEncoding(field_spec.name, BOOLEAN, first, _monotone_sign(field_spec))
             elif field_spec.type == "category":
+                reference = field_spec.reference_category
+                neutral = dict.fromkeys(field_spec.neutral_categories, reference) if reference else {}
                 enc = FieldEncoding(field_spec.name, ONEHOT if category_mode == "onehot" else NATIVE, first,
-                                    categories=field_spec.categories)
+                                    categories=field_spec.categories, neutral_as=neutral)
             else:
                 raise ValueError(f"product {spec.slug!r}, field {field_spec.name!r}: a {field_spec.type} "
                                  "field cannot be a model input; derive a number or category from it")

@@ -97,10 +97,27 @@ class FieldSpec:
     prohibited_basis: str | None = None
     max_length: int = 2000
     derived_from: tuple[str, ...] = ()  # text fields the language model reads this one from
+    # A category field's reference level: the baseline a neutral value is encoded as. Well defined for
+    # every category field: the declared ``reference``, else the first category.
+    reference: str | None = None
+    # Values that must never count for or against an applicant (e.g. a medical purpose, FCRA 604(g) /
+    # Reg V 1022.30), each with why: encoded exactly as ``reference`` and never stated as a reason.
+    neutral_categories: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_model_input(self) -> bool:
         return self.role == "model_input"
+
+    @property
+    def reference_category(self) -> str | None:
+        """The baseline level of a category field (declared ``reference``, else its first category)."""
+        if self.type != "category" or not self.categories:
+            return None
+        return self.reference or self.categories[0]
+
+    def is_neutral(self, value: Any) -> bool:
+        """Whether ``value`` is one of this field's neutral categories."""
+        return isinstance(value, str) and value in self.neutral_categories
 
     @property
     def submitted(self) -> bool:
@@ -231,7 +248,7 @@ def _parse_field(product: str, raw: Mapping[str, Any]) -> FieldSpec:
     known = {
         "name", "label", "type", "source", "role", "unit", "description", "min", "max", "categories",
         "category_labels", "special_values", "monotone", "actionable", "reason", "required",
-        "prohibited_basis", "max_length", "derived_from",
+        "prohibited_basis", "max_length", "derived_from", "reference", "neutral_categories",
     }
     unknown = set(raw) - known
     if unknown:
@@ -244,6 +261,12 @@ def _parse_field(product: str, raw: Mapping[str, Any]) -> FieldSpec:
     if raw.get("prohibited_basis") not in (None, *PROHIBITED_BASES):
         raise SpecError(product, name, f"prohibited_basis must be one of {list(PROHIBITED_BASES)}")
     special = {int(k): str(v) for k, v in dict(raw.get("special_values", {})).items()}
+    neutral_raw = raw.get("neutral_categories", {})
+    if not isinstance(neutral_raw, Mapping):
+        raise SpecError(product, name, "neutral_categories must be a table of category = \"why it is neutral\"")
+    reference = raw.get("reference")
+    if reference is not None and not isinstance(reference, str):
+        raise SpecError(product, name, f"reference must be one of the field's categories, got {reference!r}")
     spec = FieldSpec(
         name=name,
         label=str(raw.get("label") or name),
@@ -264,6 +287,8 @@ def _parse_field(product: str, raw: Mapping[str, Any]) -> FieldSpec:
         prohibited_basis=raw.get("prohibited_basis"),
         max_length=int(raw.get("max_length", 2000)),
         derived_from=tuple(str(x) for x in raw.get("derived_from", ())),
+        reference=reference,
+        neutral_categories={str(k): str(v).strip() for k, v in neutral_raw.items()},
     )
     _check_field(product, spec)
     return spec
@@ -280,11 +305,37 @@ def _check_field(product: str, spec: FieldSpec) -> None:
         raise SpecError(product, name, "only numeric fields can have a monotone direction")
     if spec.is_model_input and spec.type == "text":
         raise SpecError(product, name, "free text cannot be a model input; derive structured fields from it")
+    _check_neutral(product, spec)
     basis = prohibited_basis_of(spec)
     if basis and spec.is_model_input:
         # Reg B 1002.6(b)(1): no prohibited basis in any system of evaluating creditworthiness.
         raise SpecError(product, name, f"is a prohibited basis ({basis}, Reg B 1002.2(z)/1002.6(b)) and "
                                        "cannot be a model input; declare it monitoring_only")
+
+
+def _check_neutral(product: str, spec: FieldSpec) -> None:
+    """Neutral values and the reference level they are encoded as: only on category fields, each one of
+    the field's categories with its reason, the reference itself a category that is not neutral."""
+    name = spec.name
+    if spec.type != "category":
+        if spec.reference is not None or spec.neutral_categories:
+            raise SpecError(product, name, "reference and neutral_categories are only for category fields")
+        return
+    if spec.reference is not None and spec.reference not in spec.categories:
+        raise SpecError(product, name, f"reference {spec.reference!r} is not one of its categories "
+                                       f"{list(spec.categories)}")
+    unknown = [value for value in spec.neutral_categories if value not in spec.categories]
+    if unknown:
+        raise SpecError(product, name, f"neutral_categories {unknown} are not among its categories "
+                                       f"{list(spec.categories)}")
+    unexplained = [value for value, why in spec.neutral_categories.items() if not why]
+    if unexplained:
+        raise SpecError(product, name, f"neutral_categories {unexplained} need the reason they are neutral")
+    if spec.neutral_categories and spec.reference is None:
+        raise SpecError(product, name, "a field with neutral_categories must declare its reference level "
+                                       "(the category a neutral value is encoded as)")
+    if spec.reference in spec.neutral_categories:
+        raise SpecError(product, name, f"reference {spec.reference!r} cannot itself be neutral")
 
 
 def _parse_reasons(product: str, raw: Mapping[str, Any]) -> dict[str, ProductReason]:

@@ -110,3 +110,23 @@ def test_the_manual_review_switch_refers_every_new_application(
     assert AuditEvent.objects.filter(event_type="manual_review.switched", actor=admin_user).exists()
     admin.post("/manual-review", {"reason": "Drift resolved"})
     assert submit(officer_client, credit_score=820, revolving_utilization=3.0).outcome == "approved"
+
+
+def test_the_officer_reads_recourse_in_labels_and_formatted_values(officer_client: Client) -> None:
+    """Recourse on the officer page names the spec's labels with values as people write them ($, %, months),
+    never internal field names such as revolving_utilization."""
+    import re
+
+    from tests.audit.test_adverse import DENIED
+
+    decision = submit(officer_client, **DENIED)
+    assert decision.outcome == "denied"
+    explanation = explanation_record(decision_id=decision.pk)
+    recourse = explanation.document["recourse"]
+    assert recourse is not None and recourse["found"], recourse
+    html = officer_client.get(f"/decisions/{decision.public_id}/").content.decode()
+    card = html[html.index("What would change the outcome"):]
+    card = card[:card.index("</div>")]
+    assert "Revolving utilisation:" in card and re.search(r"\d% instead of \d+(\.\d)?%", card), card
+    for name in ("revolving_utilization", "term_months", "annual_income", "credit_score"):
+        assert name not in card

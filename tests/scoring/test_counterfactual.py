@@ -4,6 +4,7 @@ change is the smallest on its path, verified by re-scoring; impossible cases say
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,21 @@ def test_borderline_denial_gets_verified_recourse(not_approved: list[tuple[dict[
     assert set(recourse.changed_fields_in_reasons) == set(recourse.changed_fields) & reasons
 
 
+def test_a_found_recourse_note_uses_labels_and_formatted_values(not_approved: list[tuple[dict[str, Any], float]],
+                                                               search: RecourseSearch, demo_spec: ProductSpec) -> None:
+    """Officers read the note: the spec's labels and values as people write them, never column names."""
+    internal = {f.name for f in demo_spec.fields if "_" in f.name}  # ("amount" is also an English word)
+    notes = [r.note for r in (search.find(v) for v, _ in not_approved[:60]) if r.found and r.changes]
+    assert notes
+    for note in notes:
+        assert note.startswith("approved after changing ")
+        assert not internal & set(re.findall(r"[a-z_]+", note)), note
+    joined = " ".join(notes)
+    assert "Revolving utilisation from " in joined and re.search(r"\d%", joined), joined
+    if "Loan amount" in joined:
+        assert re.search(r"Loan amount from \$\d{1,3}(,\d{3})*(\.\d\d)? to \$", joined), joined
+
+
 def test_recourse_properties_across_denials(not_approved: list[tuple[dict[str, Any], float]],
                                             search: RecourseSearch, demo_spec: ProductSpec,
                                             demo_model: ScoringModel) -> None:
@@ -162,7 +178,9 @@ def test_knockout_on_an_immutable_field_is_reported(not_approved: list[tuple[dic
     values = dict(not_approved[0][0], public_records=5)
     recourse = search.find(values)
     assert not recourse.found
-    assert "public_records_4_or_more" in recourse.note and "cannot change" in recourse.note
+    # People's words: the field's label, never the rule's or the field's internal name.
+    assert "Public records (bankruptcies, judgments, liens)" in recourse.note and "cannot change" in recourse.note
+    assert "public_records" not in recourse.note
 
 
 def test_already_approved_needs_nothing(search: RecourseSearch, demo_spec: ProductSpec) -> None:
@@ -216,7 +234,7 @@ def test_no_actionable_fields_is_reported(heloc_model_dir: Path, heloc_spec: Pro
     for record in heloc_data.frame.to_dict("records")[:200]:
         if policy_decide(heloc_spec.policy, model.score(record), record).outcome != APPROVED:
             recourse = find_recourse(model, heloc_spec, record)
-            assert not recourse.found and ("no actionable fields" in recourse.note or "knockout" in recourse.note)
+            assert not recourse.found and ("no actionable fields" in recourse.note or "policy rule" in recourse.note)
             break
     else:
         pytest.fail("no HELOC application was declined in the first 200 rows")

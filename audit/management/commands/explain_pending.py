@@ -1,4 +1,5 @@
-"""Publish explanation requests the broker never received (it was down when the decision committed)."""
+"""Publish explanation requests the broker never received (it was down when the decision committed), and
+the evidence measurements of language-model readings that never got theirs."""
 
 from __future__ import annotations
 
@@ -6,11 +7,17 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.explanations import explanation_outbox_sweep, explanation_record, explanation_requests_unfinished
+from audit.explanations import (
+    explanation_outbox_sweep,
+    explanation_record,
+    explanation_requests_unfinished,
+    extraction_evidence_sweep,
+)
 
 
 class Command(BaseCommand):
-    help = ("Publish pending explanation requests to the broker (what the periodic sweep does), or with "
+    help = ("Publish pending explanation requests and missing evidence measurements to the broker (what the "
+            "periodic sweeps do), or with "
             "--inline compute them in this process without a broker.")
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -22,8 +29,16 @@ class Command(BaseCommand):
             for decision_id in pending:
                 explanation_record(decision_id=decision_id)
             self.stdout.write(f"explained {len(pending)} pending decisions in process")
+            measured, failed = extraction_evidence_sweep(inline=True)
+            self.stdout.write(f"measured the missing evidence of {measured} applications in process")
+            if failed:
+                raise CommandError(f"measuring the evidence of {failed} applications failed; see the log")
             return
         published, failed = explanation_outbox_sweep()
         self.stdout.write(f"published {published} pending explanation requests")
         if failed:
             raise CommandError(f"{failed} requests could not be published: is the broker running?")
+        published, failed = extraction_evidence_sweep()
+        self.stdout.write(f"published {published} missing evidence measurements")
+        if failed:
+            raise CommandError(f"{failed} evidence measurements could not be published: is the broker running?")
