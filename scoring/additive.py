@@ -158,16 +158,18 @@ def monotone_violations(booster: lgb.Booster, directions: list[int]) -> dict[int
 # earlier trees left, so with correlated inputs the field picked first keeps credit for what its
 # correlates cause, and the steps are as noisy as the few rows near each threshold. ``refit_additive``
 # keeps the thresholds and fits ALL step heights jointly, as a penalized logistic regression (a P-spline
-# style GAM over the boosted steps): the binary log-loss of the whole additive model, plus a penalty on
-# the change of slope between adjacent steps (in each feature's standardised units), with each monotone
-# feature's jumps bounded to its direction (monotone by construction, no projection needed afterwards).
-# The penalty weight is chosen on a held-out slice of the rows given, then the model is fitted on all of
-# them. The result is written into the same trees, so everything that reads the booster is unchanged.
+# style GAM over the boosted steps): the binary log-loss of the whole additive model plus, per feature, a
+# weighted penalty on the change of slope between adjacent steps (in the feature's standardised units),
+# the weights estimated from the data (``_penalized_fit``); each monotone feature's fitted shape is then
+# projected as in ``project_monotone``. The result is written into the same trees, so everything that
+# reads the booster is unchanged.
 
 # Per-feature smoothing weights (on the mean log-loss): where the estimate starts, its bounds, and how many
 # Fellner-Schall updates it may take.
 _START_SMOOTHING = 1e-3
 _MIN_SMOOTHING, _MAX_SMOOTHING = 1e-7, 1e6
+# A feature with at most this many steps is not smoothed (see _curvature).
+FREE_STEPS = 16
 _SMOOTHING_ITERATIONS = 40
 _REFIT_RIDGE = 1e-7  # keeps every step defined where the data say nothing about it
 _NEWTON_ITERATIONS = 50
@@ -187,6 +189,10 @@ def _curvature(column: FloatArray, thresholds: FloatArray, steps: npt.NDArray[np
     of slope between steps k, k+1 and k+2, each step placed at the mean of its rows' values."""
     scale = float(np.std(column)) or 1.0
     count = len(thresholds) + 1
+    if count <= FREE_STEPS:
+        # A field of a few values (terms, counts of delinquencies) has many rows at each: its steps are
+        # estimated well enough unsmoothed, and smoothing would flatten a real bend (ln(1 + d) at d = 1).
+        return np.zeros((0, count))
     sums = np.bincount(steps, weights=column, minlength=count)
     counts = np.bincount(steps, minlength=count).astype(np.float64)
     edges = np.concatenate([[thresholds[0] - 1.0], thresholds, [thresholds[-1] + 1.0]])
