@@ -1,6 +1,6 @@
 """How fast is exact TreeSHAP, and what does a full explanation cost on top of it? Measured on the demo model.
 
-On the production-size demo model (trained on 20,000 generated rows, seed 0) and 200,000 fresh demo
+On the production-size demo model (trained on 100,000 generated rows as train_model does, seed 0) and 200,000 fresh demo
 applications (seed 424242) it measures rows per second of
 
 (a)  ``shap.TreeExplainer(booster).shap_values(X)``, default threads. For a LightGBM booster in its default
@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scoring import demo
 from scoring.artifact import save_model
-from scoring.datasets import load_dataset
+from scoring.datasets import DEMO_TRAINING_ROWS, load_dataset
 from scoring.explain import Explainer
 from scoring.predict import ScoringModel, load_model
 from scoring.spec import get_spec
@@ -79,7 +79,7 @@ def timed(label: str, rows: int, call: Any) -> tuple[Any, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--train-rows", type=int, default=20_000)
+    parser.add_argument("--train-rows", type=int, default=DEMO_TRAINING_ROWS)
     parser.add_argument("--model", type=Path, default=None, help="an existing demo model directory")
     parser.add_argument("--seed", type=int, default=424242)
     parser.add_argument("--chunk", type=int, default=4096)
