@@ -359,7 +359,7 @@ def _penalized_fit(features: list[_FeatureSteps], y: FloatArray) -> tuple[float,
 
 def refit_additive(booster: lgb.Booster, x_train: FloatArray, y_train: npt.ArrayLike, directions: list[int],
                    ) -> tuple[lgb.Booster, FloatArray]:
-    """The booster with every step height refitted jointly (see the comment above), and the penalty chosen.
+    """The booster with every step height refitted jointly (see the comment above), and the smoothing weights.
 
     ``directions[j]`` is +1, -1 or 0 per encoded feature, as for ``project_monotone``. The booster must be
     made of stumps on numeric splits, and the features it splits on must have no missing values."""
@@ -440,7 +440,7 @@ def fit_additive(template: lgb.Booster, x_train: FloatArray, y_train: npt.ArrayL
                  max_steps: int = MAX_STEPS) -> tuple[lgb.Booster, FloatArray]:
     """A booster of stumps, one per grid step of every feature (``step_grid``), whose heights are the
     penalized monotone logistic fit described above; ``template`` (any booster trained on the same
-    features, e.g. one round) lends its header. Returns the booster and the penalty chosen."""
+    features, e.g. one round) lends its header. Returns the booster and each feature's smoothing weight."""
     x = np.asarray(x_train, dtype=np.float64)
     if np.isnan(x).any():
         bad = sorted({int(j) for j in np.flatnonzero(np.isnan(x).any(axis=0))})
