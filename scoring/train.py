@@ -90,7 +90,8 @@ def params_for(spec: ProductSpec, overrides: Mapping[str, Any] | None = None) ->
 
 def lightgbm_params(params: Mapping[str, Any], encoder: FeatureEncoder, seed: int) -> dict[str, Any]:
     out = {k: v for k, v in params.items() if k not in _NON_LGB_KEYS}
-    isotonic = params.get("monotone_fit", "per_tree") != "per_tree"
+    # Every fit but "per_tree" makes the shapes monotone after LightGBM, so LightGBM gets no constraints.
+    constrained_by_lightgbm = params.get("monotone_fit", "per_tree") == "per_tree"
     out.update({
         "objective": "binary",
         "verbose": -1,
@@ -99,7 +100,7 @@ def lightgbm_params(params: Mapping[str, Any], encoder: FeatureEncoder, seed: in
         "num_threads": NUM_THREADS,
         "seed": seed,
     })
-    if not isotonic:
+    if constrained_by_lightgbm:
         out.update({"monotone_constraints": list(encoder.monotone_constraints),
                     "monotone_constraints_method": "basic"})
     return out
