@@ -80,12 +80,13 @@ def _projected_leaves(stumps: list[_Stump], column: FloatArray, direction: int) 
     """New (left, right) leaf values for every stump of one feature, making its shape monotone."""
     thresholds, values = shape_function(stumps)
     steps = np.searchsorted(thresholds, column, side="left")  # x <= t_k lands in step k
-    weights = np.bincount(steps, minlength=len(values)).astype(np.float64)
-    weights[weights == 0] = _EMPTY_STEP_WEIGHT
-    target = IsotonicRegression(increasing=direction > 0).fit_transform(
-        np.arange(len(values), dtype=np.float64), values, sample_weight=weights)
-    # Rewrite: the first stump at each threshold carries the jump there, the others carry nothing, and
-    # the first stump of all also carries the value of the lowest step.
+    return _step_leaves(stumps, thresholds, _monotone(values, steps, direction))
+
+
+def _step_leaves(stumps: list[_Stump], thresholds: FloatArray, target: FloatArray) -> dict[int, tuple[float, ...]]:
+    """Leaf values for one feature's stumps that make its shape the step function ``target`` (one value per
+    step over ``thresholds``): the first stump at each threshold carries the jump there, the others carry
+    nothing, and the first stump at the lowest threshold also carries the value of the lowest step."""
     leaves: dict[int, tuple[float, ...]] = {s.tree: (0.0, 0.0) for s in stumps}
     first_at: dict[float, int] = {}
     for s in sorted(stumps, key=lambda s: s.tree):
@@ -371,14 +372,9 @@ def refit_additive(booster: lgb.Booster, x_train: FloatArray, y_train: npt.Array
         by_feature[s.feature].append(s)
     features = _feature_steps(by_feature, x_train, directions)
     intercept, values, smoothing = _penalized_fit(features, np.asarray(y_train, dtype=np.float64))
-    leaves: dict[int, tuple[float, ...]] = {s.tree: (0.0, 0.0) for s in stumps}
-    leaves.update(dict.fromkeys(constants, (0.0,)))
+    leaves: dict[int, tuple[float, ...]] = dict.fromkeys(constants, (0.0,))
     for f, v in zip(features, values, strict=True):
-        first_at: dict[float, int] = {}
-        for s in sorted(by_feature[f.feature], key=lambda s: s.tree):
-            first_at.setdefault(s.threshold, s.tree)
-        for k, threshold in enumerate(f.thresholds):
-            leaves[first_at[float(threshold)]] = (0.0, float(v[k + 1] - v[k]))
+        leaves.update(_step_leaves(by_feature[f.feature], f.thresholds, v))
     # The intercept rides on the first stump of all, on both sides.
     first = min(s.tree for s in stumps)
     left, right = leaves[first]
