@@ -164,8 +164,12 @@ class Extraction(models.Model):
     ``value`` is the model's reading and never changes; ``confirmed_value`` is what the credit model uses
     once an officer confirmed or corrected it. ``evidence`` (the words that drove the reading, each with
     the measured drop in the chosen category's probability when it is deleted) is measured off the request
-    path by the worker and stored once, with an audit event; None until then.
+    path by the worker and stored once, with an audit event; None until then. A measurement that fails
+    counts in ``evidence_attempts`` with its error; after ``EVIDENCE_MAX_ATTEMPTS`` the sweeps stop
+    retrying it and compliance is told (audited), and the officer page says why there are no words.
     """
+
+    EVIDENCE_MAX_ATTEMPTS = 5
 
     class Status(models.TextChoices):
         EXTRACTED = "extracted", "Read by the language model"
@@ -183,6 +187,8 @@ class Extraction(models.Model):
     candidates = models.JSONField(help_text="The top categories with their probabilities, best first.")
     evidence = models.JSONField(null=True, blank=True)
     evidence_measured_at = models.DateTimeField(null=True, blank=True)
+    evidence_attempts = models.PositiveSmallIntegerField(default=0, help_text="Failed evidence measurements.")
+    evidence_error = models.TextField(blank=True, help_text="Why the last evidence measurement failed.")
     provider = models.CharField(max_length=200)
     provider_version = models.TextField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.EXTRACTED)
@@ -204,6 +210,11 @@ class Extraction(models.Model):
     def used_value(self) -> str:
         """The value the credit model uses: the officer's once reviewed, else the reading."""
         return self.confirmed_value or self.value
+
+    @property
+    def evidence_abandoned(self) -> bool:
+        """The evidence could not be measured and the sweeps no longer retry it."""
+        return self.evidence is None and self.evidence_attempts >= self.EVIDENCE_MAX_ATTEMPTS
 
     @property
     def awaiting_review(self) -> bool:

@@ -100,8 +100,10 @@ EVIDENCE_GRACE = timedelta(minutes=10)
 def extraction_applications_missing_evidence(*, now: datetime | None = None, grace: timedelta = EVIDENCE_GRACE,
                                              limit: int = 500) -> list[int]:
     """Applications with a language-model reading that has no evidence yet, read more than ``grace`` ago,
-    oldest first (what the evidence sweep measures)."""
+    oldest first (what the evidence sweep measures). Readings given up after repeated failures are left out
+    (``Extraction.evidence_abandoned``) until ``extraction_evidence_retry`` lets them be tried again."""
     cutoff = (now or timezone.now()) - grace
-    ids = (Extraction.objects.filter(evidence__isnull=True, created_at__lt=cutoff)
+    ids = (Extraction.objects.filter(evidence__isnull=True, created_at__lt=cutoff,
+                                     evidence_attempts__lt=Extraction.EVIDENCE_MAX_ATTEMPTS)
            .order_by("application_id").values_list("application_id", flat=True).distinct())
     return list(ids[:limit])

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from audit.explanations import explanation_request_create
@@ -375,16 +375,25 @@ def _rescore(spec: ProductSpec, old: Decision, changes: Mapping[str, Any], offic
 def extraction_evidence_ensure(*, application_id: int) -> int:
     """Measure and store, once, the evidence of an application's readings that have none yet: the words
     whose deletion lowers the chosen category's probability, with that drop (occlusion), each audited.
-    Off the request path (the explanation worker calls it). Returns how many readings got evidence."""
+    Off the request path (the explanation worker calls it). Returns how many readings got evidence.
+
+    A measurement that fails (the provider errs, the stored text is not the text that was read) is
+    counted on each reading with its error, in its own transaction, and raised again; at the
+    ``Extraction.EVIDENCE_MAX_ATTEMPTS``-th failure the reading is given up (the sweeps skip it) and
+    ``extraction.evidence_failed`` tells compliance. A database that is down is not the measurement's
+    fault and counts nothing (the task retries it)."""
     pending = list(Extraction.objects.filter(application_id=application_id, evidence__isnull=True)
                    .select_related("application__product"))
     if not pending:
         return 0
     application = pending[0].application
-    spec = product_spec(product=application.product)
-    texts = {e.text_field: application.values.get(e.text_field) for e in pending}
-    # The threshold changes only whether a reading needs review, never the reading: the default one will do.
-    readings = extract_application(spec, texts, evidence=True)
+    try:
+        readings = _evidence_readings(application, pending)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as exc:
+        extraction_evidence_failed(extractions=pending, error=f"{type(exc).__name__}: {exc}")
+        raise
     now = timezone.now()
     done = 0
     with transaction.atomic():
@@ -392,9 +401,6 @@ def extraction_evidence_ensure(*, application_id: int) -> int:
             reading = readings.get(extraction.field)
             if extraction.evidence is not None or reading is None:
                 continue
-            if reading.text_sha256 != extraction.text_sha256:
-                raise ValueError(f"application {application.public_id}: the stored text of {extraction.text_field} "
-                                 "is not the text that was read")
             extraction.evidence = {
                 # The reading the words were measured for: the stored one, unless the re-read differs (shown).
                 "value": reading.value, "confidence": round(reading.confidence, 6),
@@ -409,6 +415,56 @@ def extraction_evidence_ensure(*, application_id: int) -> int:
                 **extraction.evidence})
             done += 1
     return done
+
+
+def _evidence_readings(application: Application, pending: Sequence[Extraction]) -> Mapping[str, CoreExtraction]:
+    """Read the application's texts again with occlusion evidence; the texts must be the ones first read."""
+    spec = product_spec(product=application.product)
+    texts = {e.text_field: application.values.get(e.text_field) for e in pending}
+    # The threshold changes only whether a reading needs review, never the reading: the default one will do.
+    readings = extract_application(spec, texts, evidence=True)
+    for extraction in pending:
+        reading = readings.get(extraction.field)
+        if reading is not None and reading.text_sha256 != extraction.text_sha256:
+            raise ValueError(f"application {application.public_id}: the stored text of {extraction.text_field} "
+                             "is not the text that was read")
+    return readings
+
+
+def extraction_evidence_failed(*, extractions: Sequence[Extraction], error: str) -> list[Extraction]:
+    """Count a failed evidence measurement on each reading still without evidence; the readings that reach
+    ``EVIDENCE_MAX_ATTEMPTS`` now are given up, each with an audit event. Returns those given up."""
+    applications = {e.pk: str(e.application.public_id) for e in extractions}
+    abandoned = []
+    with transaction.atomic():
+        for extraction in Extraction.objects.select_for_update().filter(
+                pk__in=[e.pk for e in extractions], evidence__isnull=True,
+                evidence_attempts__lt=Extraction.EVIDENCE_MAX_ATTEMPTS):
+            extraction.evidence_attempts += 1
+            extraction.evidence_error = error[:2000]
+            extraction.save(update_fields=["evidence_attempts", "evidence_error"])
+            if extraction.evidence_abandoned:
+                audit_record(event_type="extraction.evidence_failed", subject=extraction, data={
+                    "application": applications[extraction.pk], "field": extraction.field,
+                    "attempts": extraction.evidence_attempts, "error": extraction.evidence_error})
+                abandoned.append(extraction)
+    return abandoned
+
+
+def extraction_evidence_retry(*, application_ids: Sequence[int] | None = None) -> int:
+    """Let the sweeps try again the readings they gave up (after fixing the cause), audited. Returns how many."""
+    scope = Extraction.objects.filter(evidence__isnull=True,
+                                      evidence_attempts__gte=Extraction.EVIDENCE_MAX_ATTEMPTS)
+    if application_ids is not None:
+        scope = scope.filter(application_id__in=list(application_ids))
+    with transaction.atomic():
+        given_up = list(scope.select_for_update(of=("self",)).select_related("application"))
+        for extraction in given_up:
+            audit_record(event_type="extraction.evidence_retry", subject=extraction, data={
+                "application": str(extraction.application.public_id), "field": extraction.field,
+                "attempts": extraction.evidence_attempts, "error": extraction.evidence_error})
+        Extraction.objects.filter(pk__in=[e.pk for e in given_up]).update(evidence_attempts=0)
+    return len(given_up)
 
 
 def officer_decide(*, decision: Decision, officer: AbstractBaseUser, action: str, factors: Sequence[str] = (),

@@ -184,6 +184,7 @@ def _extraction_views(decision: Decision, spec: Any, reason_fields: Mapping[str,
             "candidates": [(field_spec.category_labels.get(value, value), score)
                            for value, score in extraction.candidates],
             "measured": extraction.evidence is not None,
+            "abandoned": extraction.evidence_abandoned,
             "evidence_value_differs": bool(evidence) and evidence.get("value") != extraction.value,
             "highlighted": highlighted_text(text, evidence.get("spans", ())) if evidence else text,
             "spans": evidence.get("spans", ()),

@@ -22,8 +22,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--inline", action="store_true", help="compute here instead of publishing")
+        parser.add_argument("--retry-failed-evidence", action="store_true",
+                            help="first let the sweeps try again the evidence measurements they gave up after "
+                                 "repeated failures (once the cause is fixed)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["retry_failed_evidence"]:
+            from lending.services import extraction_evidence_retry
+
+            self.stdout.write(f"{extraction_evidence_retry()} given-up evidence measurements will be tried again")
         if options["inline"]:
             pending = explanation_requests_unfinished()
             for decision_id in pending:
