@@ -10,13 +10,16 @@ backend; nothing that stays on the machine is mocked.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import User
 from django.core import mail
+from django.core.management import call_command
 from django.db import transaction
 from django.test import Client
 
@@ -255,6 +258,39 @@ def test_without_an_email_address_the_message_is_due_by_post_until_mailed(
     assert [item.message for item in customer_messages_due()] == [message]
     due_page = client_for(compliance).get("/compliance/notices/")
     assert due_page.status_code == 200 and notice.reference in visible_text(due_page.content.decode())
+    out = io.StringIO()
+    call_command("notices_due", stdout=out)
+    listed = [line for line in out.getvalue().splitlines() if line.startswith("message ")]
+    assert listed == [f"message {message.created_at:%Y-%m-%d} decision {decision.public_id} {notice.reference}: "
+                      "to be mailed by post (no e-mail address)"]
     customer_message_record_mailed(message=message, mailed_by=compliance)
     assert customer_messages_due() == []
     assert events("customer_message.sent")[-1].data["channel"] == "mail"
+
+
+def test_a_notice_that_goes_out_while_an_officer_approves_is_announced_after_it_went(
+        approved_demo: ModelVersion, officer: User, eager_tasks: None,
+        django_capture_on_commit_callbacks: Callable[..., Any]) -> None:
+    decision = decide(approved_demo, officer, expect="denied", **DENIED)
+    statement = reason_statement_ensure(decision=decision)
+    assert statement is not None
+    notice = notice_ensure(statement=statement)
+    assert notice is not None
+    real_send = mail.EmailMessage.send
+
+    def approve_while_sending(message: mail.EmailMessage, fail_silently: bool = False) -> int:
+        if message.attachments:  # the notice: the delivery has claimed it; the officer approves before it returns
+            officer_decide(decision=decision, officer=officer, action="override", comment="verified income")
+            assert not CustomerMessage.objects.exists()  # not sent yet: nothing to announce
+        return real_send(message, fail_silently=fail_silently)
+
+    with mock.patch.object(mail.EmailMessage, "send", autospec=True, side_effect=approve_while_sending), \
+            django_capture_on_commit_callbacks(execute=True):
+        assert notice_deliver(notice=notice) is True
+
+    notice.refresh_from_db()
+    assert notice.sent_at is not None and notice.superseded_at is not None
+    message = CustomerMessage.objects.get()
+    assert list(message.notices.all()) == [notice] and message.sent_at is not None
+    assert len(mail.outbox) == 2 and notice.reference in mail.outbox[-1].body
+    assert events("customer_message.queued")[0].data["cause"].startswith(f"notice {notice.reference} was sent")
