@@ -294,3 +294,10 @@ def test_a_notice_that_goes_out_while_an_officer_approves_is_announced_after_it_
     assert list(message.notices.all()) == [notice] and message.sent_at is not None
     assert len(mail.outbox) == 2 and notice.reference in mail.outbox[-1].body
     assert events("customer_message.queued")[0].data["cause"].startswith(f"notice {notice.reference} was sent")
+
+
+def test_compliance_may_read_the_messages_and_nobody_may_edit_them(compliance: User, officer: User) -> None:
+    assert compliance.has_perm("audit.view_customermessage")
+    assert not officer.has_perm("audit.view_customermessage")
+    for user in (compliance, officer):
+        assert not any(user.has_perm(f"audit.{verb}_customermessage") for verb in ("add", "change", "delete"))
