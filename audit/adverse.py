@@ -43,6 +43,8 @@ from django.utils import timezone
 
 from audit.models import (
     CustomerLink,
+    CustomerMessage,
+    CustomerMessageNotice,
     CustomerRequest,
     Explanation,
     ExplanationRequest,
@@ -640,6 +642,13 @@ def notice_deliver(*, notice: Notice) -> bool:
             "decision": str(notice.decision.public_id), "reference": notice.reference, "channel": "email",
             "pdf_sha256": notice.pdf_sha256, "customer_link": link.pk, "sent_at": sent_at,
             "due_at": notice.due_at, "on_time": sent_at <= notice.due_at})
+        if Notice.objects.filter(pk=notice.pk, superseded_at__isnull=False).exists():
+            # Withdrawn while the e-mail was going out (an approval came meanwhile): the customer now holds a
+            # denial that no longer stands, so the approval's message announces this notice too.
+            from audit.customer_messages import customer_message_sync_current
+
+            customer_message_sync_current(application_id=notice.decision.application_id, actor=None,
+                                          cause=f"notice {notice.reference} was sent after it was withdrawn")
     notice.sent_at = sent_at
     return True
 
@@ -972,6 +981,10 @@ def retention_until(*, application: Application) -> dt.datetime | None:
                 return None  # not yet notified: the 25 months have not started
             notice_day = dt.datetime.combine(notice.notice_date, dt.time(), tzinfo=dt.UTC)
             moments += [notice_day, notice.sent_at or notice_day]
+        moments += [sent_at or created_at for sent_at, created_at
+                    in CustomerMessage.objects.filter(decision=decision).values_list("sent_at", "created_at")]
+        if CustomerMessage.objects.filter(decision=decision, sent_at__isnull=True, superseded_at__isnull=True).exists():
+            return None  # the customer still holds a denial that no longer stands: not yet told
         if decision.is_current and decision_final(decision=decision).adverse \
                 and not Notice.objects.filter(decision=decision).exists():
             return None  # a denial without a notice is an open compliance issue, never purged
@@ -1017,6 +1030,9 @@ def retention_purge(*, now: dt.datetime | None = None, dry_run: bool = False,
         decision_ids = [pk for pk, _ in decisions]
         # Children first: every one of these references the next ones with on_delete=PROTECT.
         plan: list[tuple[str, QuerySet[Any]]] = [
+            ("customer_message_notices",
+             CustomerMessageNotice.objects.filter(message__decision_id__in=decision_ids)),
+            ("customer_messages", CustomerMessage.objects.filter(decision_id__in=decision_ids)),
             ("customer_requests", CustomerRequest.objects.filter(decision_id__in=decision_ids)),
             ("customer_links", CustomerLink.objects.filter(decision_id__in=decision_ids)),
             ("notices", Notice.objects.filter(decision_id__in=decision_ids)),

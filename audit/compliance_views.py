@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from audit.adverse import customer_link_issue, customer_link_url, customer_requests_open, notices_due
+from audit.customer_messages import customer_messages_due
 from audit.models import Notice
 from lending.auth import api_view, problem
 from lending.models import Decision
@@ -25,7 +26,8 @@ def notices_due_view(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     items = notices_due(now=now)
     return render(request, "audit/notices_due.html", {
-        "items": items, "now": now, "overdue": sum(1 for item in items if item.overdue)})
+        "items": items, "now": now, "overdue": sum(1 for item in items if item.overdue),
+        "messages_due": customer_messages_due()})
 
 
 def _notice(public_id: str) -> Notice:

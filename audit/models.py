@@ -307,6 +307,79 @@ class CustomerRequest(models.Model):
         return f"{self.get_kind_display()} request for decision {self.decision_id}"
 
 
+class CustomerMessage(models.Model):
+    """A letter to the customer that is not a notice: here, that a denial notice they were sent no longer
+    stands because the application is now approved (the lender tells them; the private page alone would
+    leave them believing they were denied).
+
+    Created in the transaction of the state change that made the application's final outcome an approval
+    (a re-score straight to approval, or an officer's approval), audited ``customer_message.queued``; sent
+    once after commit (``audit.adverse.customer_message_deliver``), audited ``customer_message.sent``.
+
+    ``subject`` and ``body`` are the text as sent except for the private link's token, which is a bearer
+    credential and is never stored (only its hash, on ``CustomerLink``): the body keeps the marker
+    ``LINK_MARKER`` where the link went. ``body_sha256`` is the SHA-256 of the body exactly as sent, link
+    included, so an e-mail the customer forwards can be matched to this record.
+    """
+
+    class Kind(models.TextChoices):
+        APPROVED_AFTER_NOTICE = "approved_after_notice", "Approved after a denial notice was sent"
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        MAIL = "mail", "Postal mail"
+
+    LINK_MARKER = "[private link]"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    # The decision it announces, and the officer's approving action when an officer approved.
+    decision = models.ForeignKey("lending.Decision", on_delete=models.PROTECT, related_name="customer_messages")
+    officer_action = models.ForeignKey("lending.OfficerAction", null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="+")
+    notices = models.ManyToManyField(Notice, through="CustomerMessageNotice", related_name="customer_messages")
+    language = models.CharField(max_length=8)
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    email = models.CharField(max_length=254, blank=True)
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    body_sha256 = models.CharField(max_length=64, blank=True)
+    link = models.ForeignKey(CustomerLink, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(db_index=True)
+    # A delivery in progress: claimed with a conditional update so that two workers never both send.
+    delivery_claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Withdrawn before it went: the approval it announces no longer stands (re-scored or decided again).
+    superseded_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_cause = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+
+    def __str__(self) -> str:
+        return f"Customer message {self.public_id} ({self.kind})"
+
+
+class CustomerMessageNotice(models.Model):
+    """A withdrawn notice a message tells the customer about. While the link is live (``released_at`` null)
+    no other message may announce the same notice: one message per withdrawn-and-sent notice. A message
+    withdrawn before it went releases its notices, so that a later approval announces them again."""
+
+    message = models.ForeignKey(CustomerMessage, on_delete=models.PROTECT, related_name="notice_links")
+    notice = models.ForeignKey(Notice, on_delete=models.PROTECT, related_name="+")
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=("notice",), condition=models.Q(released_at__isnull=True),
+                                    name="one_live_customer_message_per_notice"),
+            models.UniqueConstraint(fields=("message", "notice"), name="customer_message_notice_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Message {self.message_id} announces notice {self.notice_id}"
+
+
 class LegalHold(models.Model):
     """While a hold is active (``released_at`` null) nothing of the application is purged (Reg B
     1002.12(b)(4): records are kept until final disposition of an investigation or action)."""

@@ -78,6 +78,19 @@ def adverse_action_prepare_many(decision_ids: list[int]) -> None:
             logger.exception("adverse action for decision %s failed", decision_id)
 
 
+@shared_task(autoretry_for=DELIVERY_RETRYABLE, retry_backoff=2, retry_backoff_max=300, retry_jitter=True,
+             max_retries=6, acks_late=True, reject_on_worker_lost=True, soft_time_limit=120, time_limit=180)
+def customer_message_deliver(message_id: int) -> None:
+    """E-mail a customer message (a denial notice no longer stands: approved). Idempotent: a sent or withdrawn
+    message is left alone, and a redelivered task finds the claim or the sending recorded."""
+    from audit.customer_messages import customer_message_deliver as deliver
+    from audit.models import CustomerMessage
+
+    message = CustomerMessage.objects.select_related("decision__application").filter(pk=message_id).first()
+    if message is not None:
+        deliver(message=message)
+
+
 # --- a worker starting on a broker that cannot redeliver ---------------------------------------------------
 
 @worker_ready.connect
@@ -159,10 +172,16 @@ def export_run(job_id: int) -> None:
 
 @shared_task(acks_late=True)
 def adverse_action_sweep() -> None:
-    """Catch up denials whose reasons, notice or e-mail never happened (e.g. the broker was down when the
-    follow-up was published). Idempotent: each step checks whether it is already done."""
+    """Catch up denials whose reasons, notice or e-mail never happened, and customer messages whose e-mail
+    never went (e.g. the broker was down when the follow-up was published). Idempotent: each step checks
+    whether it is already done."""
     from audit.adverse import adverse_action_publish, decisions_needing_adverse_action
+    from audit.customer_messages import customer_message_publish, customer_messages_due
 
     pending = decisions_needing_adverse_action()
     if pending:
         adverse_action_publish(decision_ids=pending)
+    messages = [item.message.pk for item in customer_messages_due()
+                if item.message.channel == item.message.Channel.EMAIL]
+    if messages:
+        customer_message_publish(message_ids=messages)

@@ -25,6 +25,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "audit.view_notice", "audit.view_customerrequest", "lending.view_extraction",
         # Legal holds (Reg B 1002.12(b)(4)): compliance places and releases them.
         "audit.view_legalhold", "audit.add_legalhold", "audit.change_legalhold",
+        # Messages telling customers a denial no longer stands (letters to post among them).
+        "audit.view_customermessage",
     ),
     ADMIN: (
         "lending.view_product", "lending.view_application", "lending.add_application",
@@ -33,7 +35,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "lending.view_monitoringdata", "audit.view_auditevent", "auth.view_user", "auth.add_user",
         "auth.change_user", "lending.view_apitoken", "lending.add_apitoken",
         "audit.view_notice", "audit.view_customerrequest", "audit.add_customerlink", "lending.view_extraction",
-        "audit.view_legalhold", "audit.add_legalhold", "audit.change_legalhold",
+        "audit.view_legalhold", "audit.add_legalhold", "audit.change_legalhold", "audit.view_customermessage",
     ),
 }
 

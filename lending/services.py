@@ -368,6 +368,11 @@ def _rescore(spec: ProductSpec, old: Decision, changes: Mapping[str, Any], offic
     from audit.adverse import adverse_action_withdraw_superseded
 
     adverse_action_withdraw_superseded(decision=old, superseded_by=decision, actor=officer, cause=cause, now=now)
+    # A denial notice the customer was sent no longer stands: if the re-score approves, tell them (queued
+    # here, sent after commit); a queued message announcing the old decision's approval is withdrawn.
+    from audit.customer_messages import customer_message_sync
+
+    customer_message_sync(decision=decision, actor=officer, now=now, cause=cause)
     explanation_request_create(decision=decision)
     return decision
 
@@ -478,6 +483,7 @@ def officer_decide(*, decision: Decision, officer: AbstractBaseUser, action: str
     ``OfficerDecisionInvalid`` and nothing is kept. After commit the notice is prepared (again).
     """
     from audit.adverse import adverse_action_publish, decision_final, officer_outcome, officer_statement_record
+    from audit.customer_messages import customer_message_sync
 
     cleaned = [str(factor).strip() for factor in factors if str(factor).strip()]
     with transaction.atomic(durable=True):
@@ -493,6 +499,11 @@ def officer_decide(*, decision: Decision, officer: AbstractBaseUser, action: str
             "officer_action": officer_action.pk, "action": action, "factors": cleaned, "comment": comment.strip(),
             "model_outcome": locked.outcome, "old_outcome": before.outcome, "new_outcome": outcome or before.outcome})
         officer_statement_record(decision=locked, action=officer_action)
+        if outcome:
+            # An approval after a denial notice went out: the customer is told (sent after commit). A denial
+            # after a queued approval message: the message is withdrawn, never sent.
+            customer_message_sync(decision=locked, actor=officer, now=officer_action.created_at,
+                                  cause=f"an officer's decision ({action}) on decision {locked.public_id}")
         decision_id = locked.pk
         transaction.on_commit(lambda: adverse_action_publish(decision_ids=[decision_id]))
     return officer_action
