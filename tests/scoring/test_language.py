@@ -385,6 +385,32 @@ def test_real_model_extract_application_uses_one_encode_call(local: LocalMiniLM)
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("batch_size", [64, 7])
+def test_local_encode_is_bit_identical_to_sentence_transformers_encode(local: LocalMiniLM, batch_size: int) -> None:
+    # LocalMiniLM.encode runs the model's forward itself (skipping encode's per-call housekeeping);
+    # the stored readings must not move: same batching by length, same normalisation, same bits.
+    import torch
+
+    from scoring import language
+
+    frame, _ = demo.generate(40, seed=2024)
+    texts = [t for column in ("loan_purpose_text", "employment_text") for t in frame[column].dropna().tolist()]
+    texts += ["Wedding.", "Remodeling our kitchen and replacing the roof before winter comes"]
+    model = language._load_local(local.dtype).model
+    with torch.inference_mode():
+        reference = model.encode(texts, batch_size=batch_size, convert_to_tensor=True, normalize_embeddings=True,
+                                 show_progress_bar=False).float().numpy()
+    encoder = LocalMiniLM(dtype=local.dtype, batch_size=batch_size)
+    assert len(texts) > 2 * batch_size or batch_size == 64
+    np.testing.assert_array_equal(encoder.encode(texts), language._normalise(reference))
+    pair = texts[:2]
+    with torch.inference_mode():
+        reference_pair = model.encode(pair, convert_to_tensor=True, normalize_embeddings=True,
+                                      show_progress_bar=False).float().numpy()
+    np.testing.assert_array_equal(encoder.encode(pair), language._normalise(reference_pair))
+
+
+@pytest.mark.slow
 def test_local_model_is_loaded_once_per_process(local: LocalMiniLM) -> None:
     from scoring import language
 
