@@ -34,8 +34,13 @@ Search
    the enumeration order). How candidates are scored:
    * compiled (every model ``scoring.treeshap`` reproduces with per-tree tables; the production models):
      a candidate differs from the application in a few actionable fields, so per tree only the nodes
-     that split on those fields decide again (per option, once per application) and the margin is the
-     same leaf values LightGBM adds in the same order: ``booster.predict`` bit for bit, without a row.
+     that split on those fields decide again. The trees are classified once per model: trees that split on
+     no actionable field keep the application's leaves (one constant per application), trees that split on
+     exactly one (every tree of an additive model) are summed once per option of that field, and only trees
+     that split on two or more are summed per candidate. That grouped margin is LightGBM's up to rounding,
+     bounded from the number of trees and their largest leaves (``_SearchTables.tolerance``, ~1e-11 in
+     log-odds); a candidate that close to the approval line is scored again with the leaf values LightGBM
+     adds in the same order, so every decision is ``booster.predict``'s bit for bit, without a row.
      When every field's options are monotone and the model was trained with those monotone constraints
      (so the approved combinations are an up-set of the grid: moving any field further never loses the
      approval), the search does not enumerate the grid: per subset of fields (one, two, then three, in
@@ -241,7 +246,7 @@ class RecourseSearch:
         dump = model.booster.dump_model()
         self._thresholds = _split_thresholds(dump, {a.enc.first for a in actionable if a.enc.kind == NUMERIC})
         self._options_cache: dict[tuple[int, Any], _Options | None] = {}
-        self._combination_cache: dict[tuple[tuple[int, ...], frozenset[int]], tuple[IntArray, IntArray]] = {}
+        self._combination_cache: dict[tuple[tuple[int, ...], frozenset[int]], IntArray] = {}
         # The search's own exact margins (scoring.treeshap): per-tree node patterns, so that a candidate,
         # which differs from the application in a few actionable fields, is scored by re-deciding only the
         # nodes that split on those fields. Without per-tree tables, LightGBM scores every candidate row.
@@ -351,8 +356,7 @@ class RecourseSearch:
                     and self.max_changed_fields <= MAX_FRONTIER_FIELDS)
         job = _Job(row=row, options=options, frontier=frontier)
         if not frontier:
-            choice, costs, counts = self._combinations(options, required)
-            job.choice = choice[np.lexsort((np.arange(len(costs)), counts, costs))]
+            job.choice = self._combinations(options, required)  # the compiled search orders them by cost
         return None, job
 
     def _cached_options(self, position: int, act: _Actionable, x: FloatArray,
@@ -383,22 +387,18 @@ class RecourseSearch:
         return _all_monotone(options) and all(
             self._trained_monotone.get(opt.enc.first, 0) == opt.enc.monotone for opt in options)
 
-    def _combinations(self, options: Sequence[_Options],
-                      required: set[int]) -> tuple[IntArray, FloatArray, IntArray]:
+    def _combinations(self, options: Sequence[_Options], required: set[int]) -> IntArray:
+        """:func:`_combinations` (the option index per field, in enumeration order: fewer changed fields
+        first), shared by every application with the same option counts and required fields."""
         key = (tuple(len(opt.values) for opt in options),
                frozenset(k for k, opt in enumerate(options) if opt.position in required))
         cached = self._combination_cache.get(key)
         if cached is None:
-            choice, _, counts = _combinations(options, self.max_changed_fields, required)
+            choice, _, _ = _combinations(options, self.max_changed_fields, required)
             if len(self._combination_cache) >= OPTIONS_CACHE_SIZE:
                 self._combination_cache.clear()
-            cached = self._combination_cache[key] = (choice, counts)
-        choice, counts = cached
-        costs = np.zeros(len(choice), dtype=np.float64)
-        for k, opt in enumerate(options):
-            chosen = choice[:, k]
-            costs += np.where(chosen >= 0, opt.costs[np.maximum(chosen, 0)], 0.0)
-        return choice, costs, counts
+            cached = self._combination_cache[key] = choice
+        return cached
 
     def _search(self, jobs: Sequence[_Job], x: FloatArray) -> None:
         """Run the compiled search over every job at once; fills each job's grid choice, refined values,
@@ -411,8 +411,11 @@ class RecourseSearch:
         costs: list[FloatArray] = []
         signs: list[IntArray] = []
         blocks: list[FloatArray] = []
-        choice_start = [0]
+        choice_start: list[int] = []  # per job: its combinations' first value in ``choices`` (shared arrays once)
+        choice_count: list[int] = []
         choices: list[IntArray] = []
+        shared: dict[int, int] = {}
+        n_values = 0
         for job in jobs:
             for opt in job.options:
                 slot_position.append(opt.position)
@@ -423,10 +426,15 @@ class RecourseSearch:
                 blocks.append(opt.blocks.reshape(-1))
             slot_start.append(len(slot_position))
             if job.choice is not None:
-                choices.append(job.choice.reshape(-1))
-                choice_start.append(choice_start[-1] + job.choice.size)
+                if id(job.choice) not in shared:
+                    shared[id(job.choice)] = n_values
+                    choices.append(job.choice.reshape(-1))
+                    n_values += job.choice.size
+                choice_start.append(shared[id(job.choice)])
+                choice_count.append(len(job.choice))
             else:
-                choice_start.append(choice_start[-1])
+                choice_start.append(0)
+                choice_count.append(0)
         n_slots = len(slot_position)
         rows = np.ascontiguousarray(x[[job.row for job in jobs]])
         own = np.ascontiguousarray(np.vstack([job.pattern for job in jobs if job.pattern is not None]),
@@ -440,7 +448,8 @@ class RecourseSearch:
                      np.array(option_start, dtype=np.int64), _cat(numbers, np.float64), _cat(costs, np.float64),
                      _cat(signs, np.int64), _cat(blocks, np.float64),
                      np.array([job.frontier for job in jobs], dtype=np.bool_),
-                     np.array(choice_start, dtype=np.int64), _cat(choices, np.int64),
+                     np.array(choice_start, dtype=np.int64), np.array(choice_count, dtype=np.int64),
+                     _cat(choices, np.int64),
                      self.max_changed_fields, self._decision, tables.scoring(), tables.clear, tables.tree_owner,
                      tables.field_first, tables.field_width, tables.field_numeric, tables.threshold_start,
                      tables.threshold_value, tables.threshold_down, tables.threshold_up, tables.threshold_down_ok,
@@ -787,7 +796,7 @@ class _Job:
     row: int
     options: list[_Options]
     frontier: bool
-    choice: IntArray | None = None  # the generic search's combinations, in cost order
+    choice: IntArray | None = None  # the generic search's combinations, in enumeration order (shared, not copied)
     pattern: npt.NDArray[np.int32] | None = None
     status: int = STATUS_NONE
     scored: int = 0
@@ -916,8 +925,8 @@ class _SearchTables:
         Stability of Numerical Algorithms, 4.2), gamma(k) = k u / (1 - k u), u = 2^-53; so the two sums are
         within 2 gamma(n) L of each other, L = ``leaf_magnitude`` (>= sum|term| and >= |margin|). ``a m + b``
         and the comparison with the line add roundings of at most u per operation on magnitudes below
-        |a| L + |b| + |line|. The tolerance is twice the sum of those bounds (a 710-tree model with L ~ 10
-        gives ~1e-12, so the exact sum is needed only for candidates that close to the line)."""
+        |a| L + |b| + |line|. The tolerance is twice the sum of those bounds (the 710-tree demo model, L = 28.8,
+        gives 9e-12, so the exact sum is needed only for candidates that close to the line)."""
         u = 2.0 ** -53
         n = len(self.pattern_start)  # trees + 1: covers n - 1 additions and the sum's start
         gamma = n * u / (1.0 - n * u)
@@ -1080,7 +1089,8 @@ def _exact_verdict(chosen: IntArray, own_row: npt.NDArray[np.int32], positions: 
 @numba.njit(cache=True)
 def _search_rows(rows: FloatArray, own: npt.NDArray[np.int32], slot_start: IntArray, slot_position: IntArray,
                  option_start: IntArray, numbers: FloatArray, costs: FloatArray, signs: IntArray,
-                 blocks: FloatArray, frontier: npt.NDArray[np.bool_], choice_start: IntArray, choices: IntArray,
+                 blocks: FloatArray, frontier: npt.NDArray[np.bool_], choice_start: IntArray,
+                 choice_count: IntArray, choices: IntArray,
                  max_changed: int, decision: _Decision, tables: _Scoring, clear: npt.NDArray[np.int32],
                  tree_owner: IntArray, field_first: IntArray, field_width: IntArray,
                  field_numeric: npt.NDArray[np.bool_], threshold_start: IntArray, threshold_value: FloatArray,
@@ -1250,8 +1260,19 @@ def _search_rows(rows: FloatArray, own: npt.NDArray[np.int32], slot_start: IntAr
                                 previous = current
             found = best_cost < np.inf
         else:
-            n_choices = (choice_start[r + 1] - choice_start[r]) // max(n_slots, 1)
+            # Every combination in cost order: a stable sort of the enumeration (fewer changed fields first,
+            # then the enumeration order) by total cost, summed as _combinations sums it (fields in order).
+            n_choices = choice_count[r]
+            total_cost = np.empty(n_choices, dtype=np.float64)
             for c in range(n_choices):
+                start = choice_start[r] + c * n_slots
+                cost = 0.0
+                for q in range(n_slots):
+                    o = choices[start + q]
+                    if o >= 0:
+                        cost += costs[option_start[s0 + q] + o]
+                total_cost[c] = cost
+            for c in np.argsort(total_cost, kind="mergesort"):
                 start = choice_start[r] + c * n_slots
                 for q in range(n_slots):
                     index[q] = choices[start + q] + 1
