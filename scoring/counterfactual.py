@@ -34,8 +34,13 @@ Search
    the enumeration order). How candidates are scored:
    * compiled (every model ``scoring.treeshap`` reproduces with per-tree tables; the production models):
      a candidate differs from the application in a few actionable fields, so per tree only the nodes
-     that split on those fields decide again (per option, once per application) and the margin is the
-     same leaf values LightGBM adds in the same order: ``booster.predict`` bit for bit, without a row.
+     that split on those fields decide again. The trees are classified once per model: trees that split on
+     no actionable field keep the application's leaves (one constant per application), trees that split on
+     exactly one (every tree of an additive model) are summed once per option of that field, and only trees
+     that split on two or more are summed per candidate. That grouped margin is LightGBM's up to rounding,
+     bounded from the number of trees and their largest leaves (``_SearchTables.tolerance``, ~1e-11 in
+     log-odds); a candidate that close to the approval line is scored again with the leaf values LightGBM
+     adds in the same order, so every decision is ``booster.predict``'s bit for bit, without a row.
      When every field's options are monotone and the model was trained with those monotone constraints
      (so the approved combinations are an up-set of the grid: moving any field further never loses the
      approval), the search does not enumerate the grid: per subset of fields (one, two, then three, in
@@ -69,7 +74,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -204,7 +209,7 @@ class RecourseSearch:
 
     def __init__(self, model: ScoringModel, spec: ProductSpec, *, steps: int = GRID_STEPS,
                  max_changed_fields: int = MAX_CHANGED_FIELDS, kernel: TreeShap | None = None,
-                 use_kernel: bool = True) -> None:
+                 use_kernel: bool = True, grouped_sums: bool = True) -> None:
         if not model.matches_spec(spec):
             raise ValueError(f"model {model.version} was not trained for spec {spec.slug!r} "
                              f"({spec.spec_hash[:12]})")
@@ -241,7 +246,7 @@ class RecourseSearch:
         dump = model.booster.dump_model()
         self._thresholds = _split_thresholds(dump, {a.enc.first for a in actionable if a.enc.kind == NUMERIC})
         self._options_cache: dict[tuple[int, Any], _Options | None] = {}
-        self._combination_cache: dict[tuple[tuple[int, ...], frozenset[int]], tuple[IntArray, IntArray]] = {}
+        self._combination_cache: dict[tuple[tuple[int, ...], frozenset[int]], IntArray] = {}
         # The search's own exact margins (scoring.treeshap): per-tree node patterns, so that a candidate,
         # which differs from the application in a few actionable fields, is scored by re-deciding only the
         # nodes that split on those fields. Without per-tree tables, LightGBM scores every candidate row.
@@ -257,6 +262,10 @@ class RecourseSearch:
                                   for a in actionable}
         if self._kernel is not None:
             self._tables = _SearchTables.build(self._kernel, self.actionable, self._thresholds, self)
+            # grouped_sums=False scores every candidate with the in-order sum over all trees: the reference
+            # the grouped sums are tested against (the same results, bit for bit, far slower).
+            tolerance = self._tables.tolerance(self._a, self._b, self._logit_line) if grouped_sums else math.inf
+            self._decision = _Decision(float(self._a), float(self._b), float(self._logit_line), float(tolerance))
 
     # --- public ------------------------------------------------------------------------------------
 
@@ -347,8 +356,7 @@ class RecourseSearch:
                     and self.max_changed_fields <= MAX_FRONTIER_FIELDS)
         job = _Job(row=row, options=options, frontier=frontier)
         if not frontier:
-            choice, costs, counts = self._combinations(options, required)
-            job.choice = choice[np.lexsort((np.arange(len(costs)), counts, costs))]
+            job.choice = self._combinations(options, required)  # the compiled search orders them by cost
         return None, job
 
     def _cached_options(self, position: int, act: _Actionable, x: FloatArray,
@@ -379,22 +387,18 @@ class RecourseSearch:
         return _all_monotone(options) and all(
             self._trained_monotone.get(opt.enc.first, 0) == opt.enc.monotone for opt in options)
 
-    def _combinations(self, options: Sequence[_Options],
-                      required: set[int]) -> tuple[IntArray, FloatArray, IntArray]:
+    def _combinations(self, options: Sequence[_Options], required: set[int]) -> IntArray:
+        """:func:`_combinations` (the option index per field, in enumeration order: fewer changed fields
+        first), shared by every application with the same option counts and required fields."""
         key = (tuple(len(opt.values) for opt in options),
                frozenset(k for k, opt in enumerate(options) if opt.position in required))
         cached = self._combination_cache.get(key)
         if cached is None:
-            choice, _, counts = _combinations(options, self.max_changed_fields, required)
+            choice, _, _ = _combinations(options, self.max_changed_fields, required)
             if len(self._combination_cache) >= OPTIONS_CACHE_SIZE:
                 self._combination_cache.clear()
-            cached = self._combination_cache[key] = (choice, counts)
-        choice, counts = cached
-        costs = np.zeros(len(choice), dtype=np.float64)
-        for k, opt in enumerate(options):
-            chosen = choice[:, k]
-            costs += np.where(chosen >= 0, opt.costs[np.maximum(chosen, 0)], 0.0)
-        return choice, costs, counts
+            cached = self._combination_cache[key] = choice
+        return cached
 
     def _search(self, jobs: Sequence[_Job], x: FloatArray) -> None:
         """Run the compiled search over every job at once; fills each job's grid choice, refined values,
@@ -407,8 +411,11 @@ class RecourseSearch:
         costs: list[FloatArray] = []
         signs: list[IntArray] = []
         blocks: list[FloatArray] = []
-        choice_start = [0]
+        choice_start: list[int] = []  # per job: its combinations' first value in ``choices`` (shared arrays once)
+        choice_count: list[int] = []
         choices: list[IntArray] = []
+        shared: dict[int, int] = {}
+        n_values = 0
         for job in jobs:
             for opt in job.options:
                 slot_position.append(opt.position)
@@ -419,10 +426,15 @@ class RecourseSearch:
                 blocks.append(opt.blocks.reshape(-1))
             slot_start.append(len(slot_position))
             if job.choice is not None:
-                choices.append(job.choice.reshape(-1))
-                choice_start.append(choice_start[-1] + job.choice.size)
+                if id(job.choice) not in shared:
+                    shared[id(job.choice)] = n_values
+                    choices.append(job.choice.reshape(-1))
+                    n_values += job.choice.size
+                choice_start.append(shared[id(job.choice)])
+                choice_count.append(len(job.choice))
             else:
-                choice_start.append(choice_start[-1])
+                choice_start.append(0)
+                choice_count.append(0)
         n_slots = len(slot_position)
         rows = np.ascontiguousarray(x[[job.row for job in jobs]])
         own = np.ascontiguousarray(np.vstack([job.pattern for job in jobs if job.pattern is not None]),
@@ -436,14 +448,12 @@ class RecourseSearch:
                      np.array(option_start, dtype=np.int64), _cat(numbers, np.float64), _cat(costs, np.float64),
                      _cat(signs, np.int64), _cat(blocks, np.float64),
                      np.array([job.frontier for job in jobs], dtype=np.bool_),
-                     np.array(choice_start, dtype=np.int64), _cat(choices, np.int64),
-                     self.max_changed_fields, self._a, self._b, self._logit_line,
-                     tables.pattern_start, tables.pattern_value, tables.clear, tables.field_first,
-                     tables.field_width, tables.field_numeric, tables.node_start, tables.node_tree, tables.node_bit,
-                     tables.node_column, tables.node_threshold, tables.node_default_left, tables.node_missing,
-                     tables.threshold_start, tables.threshold_value, tables.threshold_down, tables.threshold_up,
-                     tables.threshold_down_ok, tables.threshold_up_ok,
-                     status, scored, grid, refined, refine_scored)
+                     np.array(choice_start, dtype=np.int64), np.array(choice_count, dtype=np.int64),
+                     _cat(choices, np.int64),
+                     self.max_changed_fields, self._decision, tables.scoring(), tables.clear, tables.tree_owner,
+                     tables.field_first, tables.field_width, tables.field_numeric, tables.threshold_start,
+                     tables.threshold_value, tables.threshold_down, tables.threshold_up, tables.threshold_down_ok,
+                     tables.threshold_up_ok, status, scored, grid, refined, refine_scored)
         for k, job in enumerate(jobs):
             first, last = slot_start[k], slot_start[k + 1]
             job.status = int(status[k])
@@ -786,7 +796,7 @@ class _Job:
     row: int
     options: list[_Options]
     frontier: bool
-    choice: IntArray | None = None  # the generic search's combinations, in cost order
+    choice: IntArray | None = None  # the generic search's combinations, in enumeration order (shared, not copied)
     pattern: npt.NDArray[np.int32] | None = None
     status: int = STATUS_NONE
     scored: int = 0
@@ -799,7 +809,14 @@ class _Job:
 class _SearchTables:
     """What the compiled search needs from the model, per actionable field: the nodes (of every tree)
     that split on the field's columns, their bits in the tree's node pattern, and for numeric fields the
-    split thresholds of the main feature with the grid values just below and above each one."""
+    split thresholds of the main feature with the grid values just below and above each one.
+
+    The trees are classified once per model by the actionable fields their nodes split on: none, exactly one
+    (a single-field tree, listed per field in ``single_tree[single_start[p]:single_start[p + 1]]``) or two
+    or more (a multi-field tree, ``multi_tree``). A candidate differs from the application in actionable
+    fields only, so a tree of no actionable field keeps the application's leaf, a single-field tree's leaf
+    depends on that field's option alone, and only the multi-field trees combine the options. Per node,
+    ``node_single`` / ``node_multi`` say where its tree sits in those lists (-1: not there)."""
 
     pattern_start: IntArray
     pattern_value: FloatArray
@@ -814,12 +831,19 @@ class _SearchTables:
     node_threshold: FloatArray
     node_default_left: npt.NDArray[np.bool_]
     node_missing: IntArray
+    node_single: IntArray
+    node_multi: IntArray
+    tree_owner: IntArray  # per tree: the one actionable field it splits on, NO_FIELD or SEVERAL_FIELDS
+    single_start: IntArray
+    single_tree: IntArray
+    multi_tree: IntArray
     threshold_start: IntArray
     threshold_value: FloatArray
     threshold_down: FloatArray
     threshold_up: FloatArray
     threshold_down_ok: npt.NDArray[np.bool_]
     threshold_up_ok: npt.NDArray[np.bool_]
+    leaf_magnitude: float  # sum over trees of the tree's largest |leaf value|: bounds |margin| and its terms
 
     @classmethod
     def build(cls, kernel: TreeShap, actionable: Sequence[_Actionable], thresholds: Mapping[int, FloatArray],
@@ -861,92 +885,274 @@ class _SearchTables:
                     down_ok.append(search._allowed(act.enc, down))
                     up_ok.append(search._allowed(act.enc, up))
             thr_start.append(len(thr_value))
+        owner, single_start, single_tree, multi_tree = _classify_trees(clear)
+        single_index = np.full(n_trees, -1, dtype=np.int64)
+        single_index[single_tree] = np.arange(len(single_tree))
+        multi_index = np.full(n_trees, -1, dtype=np.int64)
+        multi_index[multi_tree] = np.arange(len(multi_tree))
+        node_tree = np.array(tree, dtype=np.int64)
+        pattern_start, pattern_value = kernel._pattern_start, kernel._pattern_value
+        magnitude = math.fsum(float(np.abs(pattern_value[pattern_start[t]:pattern_start[t + 1]]).max())
+                              for t in range(n_trees))
         return cls(
-            pattern_start=kernel._pattern_start, pattern_value=kernel._pattern_value, clear=clear,
+            pattern_start=pattern_start, pattern_value=pattern_value, clear=clear,
             field_first=np.array([a.enc.first for a in actionable], dtype=np.int64),
             field_width=np.array([a.enc.width for a in actionable], dtype=np.int64),
             field_numeric=np.array([a.enc.kind == NUMERIC for a in actionable], dtype=np.bool_),
-            node_start=np.array(node_start, dtype=np.int64), node_tree=np.array(tree, dtype=np.int64),
+            node_start=np.array(node_start, dtype=np.int64), node_tree=node_tree,
             node_bit=np.array(bit, dtype=np.int32), node_column=np.array(column, dtype=np.int64),
             node_threshold=np.array(threshold, dtype=np.float64),
             node_default_left=np.array(default_left, dtype=np.bool_), node_missing=np.array(missing, dtype=np.int64),
+            node_single=single_index[node_tree], node_multi=multi_index[node_tree], tree_owner=owner,
+            single_start=single_start, single_tree=single_tree, multi_tree=multi_tree,
             threshold_start=np.array(thr_start, dtype=np.int64), threshold_value=np.array(thr_value, dtype=np.float64),
             threshold_down=np.array(thr_down, dtype=np.float64), threshold_up=np.array(thr_up, dtype=np.float64),
-            threshold_down_ok=np.array(down_ok, dtype=np.bool_), threshold_up_ok=np.array(up_ok, dtype=np.bool_))
+            threshold_down_ok=np.array(down_ok, dtype=np.bool_), threshold_up_ok=np.array(up_ok, dtype=np.bool_),
+            leaf_magnitude=magnitude)
+
+    def scoring(self) -> _Scoring:
+        """The arrays that score a candidate, as the compiled search takes them."""
+        return _Scoring(self.pattern_start, self.pattern_value, self.node_start, self.node_tree, self.node_bit,
+                        self.node_column, self.node_threshold, self.node_default_left, self.node_missing,
+                        self.node_single, self.node_multi, self.single_start, self.single_tree, self.multi_tree)
+
+    def tolerance(self, a: float, b: float, line: float) -> float:
+        """How far from the approval line a candidate's calibrated log-odds, summed per tree group, must be for
+        its side of the line to be LightGBM's.
+
+        The grouped margin adds the same n leaf values as LightGBM's in-order sum, in another order. Any
+        order of adding n terms is within gamma(n - 1) * sum|term| of the exact sum (Higham, Accuracy and
+        Stability of Numerical Algorithms, 4.2), gamma(k) = k u / (1 - k u), u = 2^-53; so the two sums are
+        within 2 gamma(n) L of each other, L = ``leaf_magnitude`` (>= sum|term| and >= |margin|). ``a m + b``
+        and the comparison with the line add roundings of at most u per operation on magnitudes below
+        |a| L + |b| + |line|. The tolerance is twice the sum of those bounds (the 710-tree demo model, L = 28.8,
+        gives 9e-12, so the exact sum is needed only for candidates that close to the line)."""
+        u = 2.0 ** -53
+        n = len(self.pattern_start)  # trees + 1: covers n - 1 additions and the sum's start
+        gamma = n * u / (1.0 - n * u)
+        scale = abs(a) * self.leaf_magnitude + abs(b) + abs(line)
+        return 2.0 * (abs(a) * 2.0 * gamma * self.leaf_magnitude + 4.0 * u * scale)
+
+
+NO_FIELD, SEVERAL_FIELDS = -1, -2
+
+
+def _classify_trees(clear: npt.NDArray[np.int32]) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    """Per tree, which actionable fields split in it (``clear``: fields x trees, nonzero where they do):
+    the owner of each tree (its one field, NO_FIELD or SEVERAL_FIELDS), the single-field trees grouped by
+    field (start offsets per field and the trees in tree order) and the multi-field trees in tree order."""
+    touching = (clear != 0).sum(axis=0) if clear.shape[0] else np.zeros(clear.shape[1], dtype=np.int64)
+    owner = np.full(clear.shape[1], NO_FIELD, dtype=np.int64)
+    single = touching == 1
+    if clear.shape[0]:
+        owner[single] = np.argmax(clear != 0, axis=0)[single]
+    owner[touching >= 2] = SEVERAL_FIELDS
+    single_start = [0]
+    single_tree: list[int] = []
+    for position in range(clear.shape[0]):
+        single_tree += np.flatnonzero(owner == position).tolist()
+        single_start.append(len(single_tree))
+    return (owner, np.array(single_start, dtype=np.int64), np.array(single_tree, dtype=np.int64),
+            np.flatnonzero(touching >= 2).astype(np.int64))
 
 
 def _cat(parts: Sequence[npt.NDArray[Any]], dtype: Any) -> npt.NDArray[Any]:
     return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
 
 
+class _Scoring(NamedTuple):
+    """The model's arrays that score a candidate (see :class:`_SearchTables`), unpacked once per batch: numba
+    passes a tuple of arrays by copying and reference-counting every member, far too dear per candidate."""
+
+    pattern_start: IntArray
+    pattern_value: FloatArray
+    node_start: IntArray
+    node_tree: IntArray
+    node_bit: npt.NDArray[np.int32]
+    node_column: IntArray
+    node_threshold: FloatArray
+    node_default_left: npt.NDArray[np.bool_]
+    node_missing: IntArray
+    node_single: IntArray
+    node_multi: IntArray
+    single_start: IntArray
+    single_tree: IntArray
+    multi_tree: IntArray
+
+
+class _Decision(NamedTuple):
+    """Approved: ``a * margin + b < line``; ``tolerance``: how far from the line the grouped margin decides."""
+
+    a: float
+    b: float
+    line: float
+    tolerance: float
+
+
+_NO, _YES, _CLOSE = 0, 1, -1
+
+# How a candidate is scored. Per application, slot q (one of its actionable fields with options) is at bits
+# index ``chosen[q]``: 0 its current value, 1 + o its option o, the last index a refined value (``custom``).
+# The candidate's raw margin is
+#     constant (the trees of no slot's field keep the application's own leaves)
+#   + partial[q, chosen[q]] per slot (the slot field's single-field trees, summed once per option)
+#   + the multi-field trees, summed per candidate from their node patterns (``multi_base`` with each slot's
+#     ``multi_bits[q, chosen[q]]`` set).
+# That is LightGBM's sum up to rounding; a candidate within the tolerance of the line is scored again with the
+# in-order sum over every tree (``_exact_verdict``), so that every decision is LightGBM's, bit for bit.
+
 @numba.njit(cache=True)
-def _block_bits(position: int, block: FloatArray, node_start: IntArray, node_tree: IntArray,
-                node_bit: npt.NDArray[np.int32], node_column: IntArray, node_threshold: FloatArray,
-                node_default_left: npt.NDArray[np.bool_], node_missing: IntArray,
-                out: npt.NDArray[np.int32]) -> None:
-    """The node bits of the field at ``position`` (per tree) for the field's columns set to ``block``."""
-    out[:] = 0
-    for n in range(node_start[position], node_start[position + 1]):
+def _option_block(q: int, k: int, sizes: IntArray, widths: IntArray, offsets: IntArray, blocks: FloatArray,
+                  custom: FloatArray) -> FloatArray:
+    """The encoded columns of slot q at bits index k >= 1 (an option, or the refined value)."""
+    w = widths[q]
+    if k <= sizes[q]:
+        start = offsets[q] + (k - 1) * w
+        block: FloatArray = blocks[start:start + w]
+        return block
+    refined: FloatArray = custom[q, :w]
+    return refined
+
+
+@numba.njit(cache=True)
+def _fill(block: FloatArray, p: int, rest: npt.NDArray[np.int32], moved: npt.NDArray[np.int32],
+          node_start: IntArray, node_bit: npt.NDArray[np.int32], node_column: IntArray, node_threshold: FloatArray,
+          node_default_left: npt.NDArray[np.bool_], node_missing: IntArray, node_single: IntArray,
+          node_multi: IntArray, single_start: IntArray, single_tree: IntArray, pattern_start: IntArray,
+          pattern_value: FloatArray) -> float:
+    """Field p's columns set to ``block``: the sum of its single-field trees (returned) and its node bits in
+    the multi-field trees (into ``moved``). ``rest``: the application's decisions at those trees' other nodes."""
+    k0, k1 = single_start[p], single_start[p + 1]
+    patterns = rest[k0:k1].copy()
+    moved[:] = 0
+    for n in range(node_start[p], node_start[p + 1]):
         if _goes_left(block[node_column[n]], node_threshold[n], node_default_left[n], node_missing[n]):
-            out[node_tree[n]] |= node_bit[n]
+            if node_single[n] >= 0:
+                patterns[node_single[n] - k0] |= node_bit[n]
+            else:
+                moved[node_multi[n]] |= node_bit[n]
+    total = 0.0
+    for j in range(k1 - k0):
+        total += pattern_value[pattern_start[single_tree[k0 + j]] + patterns[j]]
+    return total
 
 
 @numba.njit(cache=True)
-def _approved(base: npt.NDArray[np.int32], bits: npt.NDArray[np.int32], index: IntArray, active: IntArray,
-              pattern_start: IntArray, pattern_value: FloatArray, a: float, b: float, line: float) -> bool:
-    """Whether a candidate is approved. Per tree its node pattern is ``base`` (the application's own
-    decisions, with the bits of the fields in ``active`` cleared) with ``bits[q, index[q]]`` set for each
-    slot q in ``active``; its raw margin is the leaf values LightGBM adds, in the same order (bit for bit
-    ``booster.predict``)."""
+def _grouped(chosen: IntArray, constant: float, partial: FloatArray, multi_base: npt.NDArray[np.int32],
+             multi_bits: npt.NDArray[np.int32], multi_tree: IntArray, pattern_start: IntArray,
+             pattern_value: FloatArray, decision: _Decision) -> int:
+    """_YES / _NO from the grouped margin, _CLOSE when it is within the tolerance of the line."""
+    n_slots = chosen.shape[0]
+    total = constant
+    for q in range(n_slots):
+        total += partial[q, chosen[q]]
+    for m in range(multi_tree.shape[0]):
+        pattern = multi_base[m]
+        for q in range(n_slots):
+            pattern |= multi_bits[q, chosen[q], m]
+        total += pattern_value[pattern_start[multi_tree[m]] + pattern]
+    z = decision.a * total + decision.b
+    if z < decision.line - decision.tolerance:
+        return _YES
+    if z > decision.line + decision.tolerance:
+        return _NO
+    return _CLOSE
+
+
+@numba.njit(cache=True)
+def _exact_verdict(chosen: IntArray, own_row: npt.NDArray[np.int32], positions: IntArray, sizes: IntArray,
+                    widths: IntArray, offsets: IntArray, blocks: FloatArray, custom: FloatArray,
+                    pattern_start: IntArray, pattern_value: FloatArray, node_start: IntArray, node_tree: IntArray,
+                    node_bit: npt.NDArray[np.int32], node_column: IntArray, node_threshold: FloatArray,
+                    node_default_left: npt.NDArray[np.bool_], node_missing: IntArray, decision: _Decision) -> int:
+    """_YES / _NO: whether the candidate is approved, its raw margin the leaf values LightGBM adds in the same
+    order (bit for bit ``booster.predict``): per tree the application's node pattern with each moved slot's
+    nodes decided again for the candidate's value."""
+    patterns = own_row.copy()
+    for q in range(chosen.shape[0]):
+        if chosen[q] == 0:
+            continue  # the current value: the application's own decisions
+        block = _option_block(q, chosen[q], sizes, widths, offsets, blocks, custom)
+        p = positions[q]
+        for n in range(node_start[p], node_start[p + 1]):
+            t = node_tree[n]
+            if _goes_left(block[node_column[n]], node_threshold[n], node_default_left[n], node_missing[n]):
+                patterns[t] |= node_bit[n]
+            else:
+                patterns[t] &= ~node_bit[n]
     total = 0.0
-    n_active = active.shape[0]
-    for t in range(base.shape[0]):
-        pattern = base[t]
-        for u in range(n_active):
-            q = active[u]
-            pattern |= bits[q, index[q], t]
-        total += pattern_value[pattern_start[t] + pattern]
-    return (a * total + b) < line
+    for t in range(patterns.shape[0]):
+        total += pattern_value[pattern_start[t] + patterns[t]]
+    return _YES if (decision.a * total + decision.b) < decision.line else _NO
 
 
 @numba.njit(cache=True)
 def _search_rows(rows: FloatArray, own: npt.NDArray[np.int32], slot_start: IntArray, slot_position: IntArray,
                  option_start: IntArray, numbers: FloatArray, costs: FloatArray, signs: IntArray,
-                 blocks: FloatArray, frontier: npt.NDArray[np.bool_], choice_start: IntArray, choices: IntArray,
-                 max_changed: int, a: float, b: float, line: float, pattern_start: IntArray,
-                 pattern_value: FloatArray, clear: npt.NDArray[np.int32], field_first: IntArray,
-                 field_width: IntArray, field_numeric: npt.NDArray[np.bool_], node_start: IntArray,
-                 node_tree: IntArray, node_bit: npt.NDArray[np.int32], node_column: IntArray,
-                 node_threshold: FloatArray, node_default_left: npt.NDArray[np.bool_], node_missing: IntArray,
-                 threshold_start: IntArray, threshold_value: FloatArray, threshold_down: FloatArray,
-                 threshold_up: FloatArray, threshold_down_ok: npt.NDArray[np.bool_],
+                 blocks: FloatArray, frontier: npt.NDArray[np.bool_], choice_start: IntArray,
+                 choice_count: IntArray, choices: IntArray,
+                 max_changed: int, decision: _Decision, tables: _Scoring, clear: npt.NDArray[np.int32],
+                 tree_owner: IntArray, field_first: IntArray, field_width: IntArray,
+                 field_numeric: npt.NDArray[np.bool_], threshold_start: IntArray, threshold_value: FloatArray,
+                 threshold_down: FloatArray, threshold_up: FloatArray, threshold_down_ok: npt.NDArray[np.bool_],
                  threshold_up_ok: npt.NDArray[np.bool_], status: IntArray, scored: IntArray, grid: IntArray,
                  refined: FloatArray, refine_scored: IntArray) -> None:
-    n_trees = pattern_start.shape[0] - 1
+    (pattern_start, pattern_value, node_start, node_tree, node_bit, node_column, node_threshold, node_default_left,
+     node_missing, node_single, node_multi, single_start, single_tree, multi_tree) = tables
+    n_multi = multi_tree.shape[0]
+    rest = np.zeros(single_start[-1], dtype=np.int32)  # per single-field tree: its pattern without its field
+    is_slot = np.zeros(clear.shape[0], dtype=np.bool_)
     block_offset = 0
     for r in range(rows.shape[0]):
         s0 = slot_start[r]
         n_slots = slot_start[r + 1] - s0
+        own_row = own[r]
+        positions = slot_position[s0:s0 + n_slots]
         sizes = np.empty(n_slots, dtype=np.int64)
+        widths = np.empty(n_slots, dtype=np.int64)
         offsets = np.empty(n_slots, dtype=np.int64)  # first block value of each slot's options
         widest = 0
+        widest_block = 1
         for q in range(n_slots):
             sizes[q] = option_start[s0 + q + 1] - option_start[s0 + q]
+            widths[q] = field_width[positions[q]]
             offsets[q] = block_offset
-            block_offset += sizes[q] * field_width[slot_position[s0 + q]]
+            block_offset += sizes[q] * widths[q]
             widest = max(widest, sizes[q])
-        custom = widest + 1  # bits index of a refined value; 0 is the current value, 1 + o option o
-        bits = np.empty((n_slots, widest + 2, n_trees), dtype=np.int32)  # rows filled on first use
-        have = np.zeros((n_slots, widest + 2), dtype=np.bool_)
-        base = own[r].copy()
+            widest_block = max(widest_block, widths[q])
+        custom_index = widest + 1  # bits index of a refined value
+        custom = np.zeros((n_slots, widest_block), dtype=np.float64)  # the refined value's columns per slot
+        # Every option's single-field sum and multi-field bits, once per application (bits index 0: as is).
+        partial = np.zeros((n_slots, widest + 2), dtype=np.float64)
+        multi_bits = np.zeros((n_slots, widest + 2, n_multi), dtype=np.int32)
+        multi_base = np.empty(n_multi, dtype=np.int32)  # per multi-field tree: its pattern without slot fields
+        for m in range(n_multi):
+            multi_base[m] = own_row[multi_tree[m]]
+        is_slot[:] = False
         for q in range(n_slots):
-            position = slot_position[s0 + q]
-            for t in range(n_trees):
-                base[t] &= ~clear[position, t]
-                bits[q, 0, t] = own[r, t] & clear[position, t]
-            have[q, 0] = True
-        index = np.zeros(n_slots, dtype=np.int64)  # bits index per slot
-        every = np.arange(n_slots)  # with ``base``: every slot's bits set from ``bits``
+            p = positions[q]
+            is_slot[p] = True
+            total = 0.0
+            for k in range(single_start[p], single_start[p + 1]):
+                t = single_tree[k]
+                rest[k] = own_row[t] & ~clear[p, t]
+                total += pattern_value[pattern_start[t] + own_row[t]]
+            partial[q, 0] = total
+            for m in range(n_multi):
+                t = multi_tree[m]
+                multi_bits[q, 0, m] = own_row[t] & clear[p, t]
+                multi_base[m] &= ~clear[p, t]
+            for k in range(1, sizes[q] + 1):
+                block = _option_block(q, k, sizes, widths, offsets, blocks, custom)
+                partial[q, k] = _fill(block, p, rest, multi_bits[q, k], node_start, node_bit, node_column,
+                                      node_threshold, node_default_left, node_missing, node_single, node_multi,
+                                      single_start, single_tree, pattern_start, pattern_value)
+        constant = 0.0
+        for t in range(own_row.shape[0]):
+            owner = tree_owner[t]
+            if owner == NO_FIELD or (owner >= 0 and not is_slot[owner]):
+                constant += pattern_value[pattern_start[t] + own_row[t]]
+        index = np.zeros(n_slots, dtype=np.int64)  # the candidate: each slot's bits index
         count = 0
 
         # --- the grid search ----------------------------------------------------------------------
@@ -956,16 +1162,15 @@ def _search_rows(rows: FloatArray, own: npt.NDArray[np.int32], slot_start: IntAr
             # the corner: every field at its last option
             for q in range(n_slots):
                 index[q] = sizes[q]
-            for q in range(n_slots):
-                if not have[q, index[q]]:
-                    position = slot_position[s0 + q]
-                    w = field_width[position]
-                    start = offsets[q] + (index[q] - 1) * w
-                    _block_bits(position, blocks[start:start + w], node_start, node_tree, node_bit, node_column,
-                                node_threshold, node_default_left, node_missing, bits[q, index[q]])
-                    have[q, index[q]] = True
             count += 1
-            if not _approved(base, bits, index, every, pattern_start, pattern_value, a, b, line):
+            verdict = _grouped(index, constant, partial, multi_base, multi_bits, multi_tree,
+                               pattern_start, pattern_value, decision)
+            if verdict == _CLOSE:
+                verdict = _exact_verdict(index, own_row, positions, sizes, widths, offsets,
+                                         blocks, custom, pattern_start, pattern_value, node_start,
+                                         node_tree, node_bit, node_column, node_threshold,
+                                         node_default_left, node_missing, decision)
+            if verdict != _YES:
                 status[r] = STATUS_CORNER
                 scored[r] = count
                 continue
@@ -980,12 +1185,10 @@ def _search_rows(rows: FloatArray, own: npt.NDArray[np.int32], slot_start: IntAr
                 if cap < 0:
                     continue
                 index[:] = 0
-                only = _cleared(own[r], clear, slot_position[s0 + fa], -1, -1)
-                k, _, evaluated = _smallest(fa, sizes[fa], cap, s0, offsets, bits, have, index, only,
-                                            np.array([fa]), slot_position,
-                                            field_width, blocks, node_start, node_tree, node_bit, node_column,
-                                            node_threshold, node_default_left, node_missing, pattern_start,
-                                            pattern_value, a, b, line, sizes[fa])
+                k, _, evaluated = _smallest(fa, sizes[fa], cap, index, constant, partial, multi_base, multi_bits,
+                                            multi_tree, own_row, positions, sizes, widths, offsets, blocks, custom,
+                                            pattern_start, pattern_value, node_start, node_tree, node_bit,
+                                            node_column, node_threshold, node_default_left, node_missing, decision)
                 count += evaluated
                 if k >= 0 and ca[k] < best_cost:
                     best_cost = ca[k]
@@ -1000,20 +1203,16 @@ def _search_rows(rows: FloatArray, own: npt.NDArray[np.int32], slot_start: IntAr
                         cb = costs[option_start[s0 + fb]:option_start[s0 + fb + 1]]
                         index[:] = 0
                         upper = sizes[fb]  # an option known to approve; sizes[fb]: none known
-                        pair = _cleared(own[r], clear, slot_position[s0 + fa], slot_position[s0 + fb], -1)
-                        pair_active = np.array([fa, fb])
                         for i in range(sizes[fa]):
                             cap = _cap(cb, ca[i], best_cost)
                             if cap < 0:
                                 break
-                            _set(fa, i, s0, offsets, bits, have, index, slot_position, field_width, blocks,
-                                 node_start, node_tree, node_bit, node_column, node_threshold, node_default_left,
-                                 node_missing)
-                            k, upper, evaluated = _smallest(fb, upper, cap, s0, offsets, bits, have, index, pair,
-                                                            pair_active, slot_position, field_width, blocks, node_start,
-                                                            node_tree, node_bit, node_column, node_threshold,
-                                                            node_default_left, node_missing, pattern_start,
-                                                            pattern_value, a, b, line, sizes[fb])
+                            index[fa] = i + 1
+                            k, upper, evaluated = _smallest(fb, upper, cap, index, constant, partial, multi_base,
+                                                            multi_bits, multi_tree, own_row, positions, sizes, widths,
+                                                            offsets, blocks, custom, pattern_start, pattern_value,
+                                                            node_start, node_tree, node_bit, node_column,
+                                                            node_threshold, node_default_left, node_missing, decision)
                             count += evaluated
                             if k >= 0 and ca[i] + cb[k] < best_cost:
                                 best_cost = ca[i] + cb[k]
@@ -1032,35 +1231,23 @@ def _search_rows(rows: FloatArray, own: npt.NDArray[np.int32], slot_start: IntAr
                             if (ca[0] + cb[0]) + cc[0] >= best_cost:
                                 continue
                             index[:] = 0
-                            triple = _cleared(own[r], clear, slot_position[s0 + fa], slot_position[s0 + fb],
-                                              slot_position[s0 + fc])
-                            partial = np.empty(n_trees, dtype=np.int32)  # triple with fa and fb set
-                            third = np.array([fc])
                             previous = np.full(sizes[fb], sizes[fc], dtype=np.int64)  # known bounds at i - 1
                             for i in range(sizes[fa]):
                                 if (ca[i] + cb[0]) + cc[0] >= best_cost:
                                     break
-                                _set(fa, i, s0, offsets, bits, have, index, slot_position, field_width, blocks,
-                                     node_start, node_tree, node_bit, node_column, node_threshold,
-                                     node_default_left, node_missing)
+                                index[fa] = i + 1
                                 current = np.full(sizes[fb], sizes[fc], dtype=np.int64)
                                 left = sizes[fc]  # known bound at (i, j - 1)
                                 for j in range(sizes[fb]):
                                     cap = _cap(cc, ca[i] + cb[j], best_cost)
                                     if cap < 0:
                                         break
-                                    _set(fb, j, s0, offsets, bits, have, index, slot_position, field_width, blocks,
-                                         node_start, node_tree, node_bit, node_column, node_threshold,
-                                         node_default_left, node_missing)
-                                    for t in range(n_trees):
-                                        partial[t] = triple[t] | bits[fa, index[fa], t] | bits[fb, index[fb], t]
-                                    k, known, evaluated = _smallest(fc, min(previous[j], left), cap, s0, offsets,
-                                                                    bits, have, index, partial, third,
-                                                                    slot_position,
-                                                                    field_width, blocks, node_start, node_tree,
-                                                                    node_bit, node_column, node_threshold,
-                                                                    node_default_left, node_missing, pattern_start,
-                                                                    pattern_value, a, b, line, sizes[fc])
+                                    index[fb] = j + 1
+                                    k, known, evaluated = _smallest(
+                                        fc, min(previous[j], left), cap, index, constant, partial, multi_base,
+                                        multi_bits, multi_tree, own_row, positions, sizes, widths, offsets, blocks,
+                                        custom, pattern_start, pattern_value, node_start, node_tree, node_bit,
+                                        node_column, node_threshold, node_default_left, node_missing, decision)
                                     count += evaluated
                                     current[j] = known
                                     left = known
@@ -1073,20 +1260,31 @@ def _search_rows(rows: FloatArray, own: npt.NDArray[np.int32], slot_start: IntAr
                                 previous = current
             found = best_cost < np.inf
         else:
-            n_choices = (choice_start[r + 1] - choice_start[r]) // max(n_slots, 1)
+            # Every combination in cost order: a stable sort of the enumeration (fewer changed fields first,
+            # then the enumeration order) by total cost, summed as _combinations sums it (fields in order).
+            n_choices = choice_count[r]
+            total_cost = np.empty(n_choices, dtype=np.float64)
             for c in range(n_choices):
+                start = choice_start[r] + c * n_slots
+                cost = 0.0
+                for q in range(n_slots):
+                    o = choices[start + q]
+                    if o >= 0:
+                        cost += costs[option_start[s0 + q] + o]
+                total_cost[c] = cost
+            for c in np.argsort(total_cost, kind="mergesort"):
                 start = choice_start[r] + c * n_slots
                 for q in range(n_slots):
                     index[q] = choices[start + q] + 1
-                    if not have[q, index[q]]:
-                        position = slot_position[s0 + q]
-                        w = field_width[position]
-                        first = offsets[q] + (index[q] - 1) * w
-                        _block_bits(position, blocks[first:first + w], node_start, node_tree, node_bit,
-                                    node_column, node_threshold, node_default_left, node_missing, bits[q, index[q]])
-                        have[q, index[q]] = True
                 count += 1
-                if _approved(base, bits, index, every, pattern_start, pattern_value, a, b, line):
+                verdict = _grouped(index, constant, partial, multi_base, multi_bits, multi_tree,
+                                   pattern_start, pattern_value, decision)
+                if verdict == _CLOSE:
+                    verdict = _exact_verdict(index, own_row, positions, sizes, widths, offsets,
+                                             blocks, custom, pattern_start, pattern_value, node_start,
+                                             node_tree, node_bit, node_column, node_threshold,
+                                             node_default_left, node_missing, decision)
+                if verdict == _YES:
                     for q in range(n_slots):
                         best[q] = choices[start + q]
                     found = True
@@ -1103,13 +1301,6 @@ def _search_rows(rows: FloatArray, own: npt.NDArray[np.int32], slot_start: IntAr
         # value (on its resolution grid, just past a split threshold) that keeps the approval ---------------
         for q in range(n_slots):
             index[q] = best[q] + 1
-            if not have[q, index[q]]:
-                position = slot_position[s0 + q]
-                w = field_width[position]
-                first = offsets[q] + (index[q] - 1) * w
-                _block_bits(position, blocks[first:first + w], node_start, node_tree, node_bit, node_column,
-                            node_threshold, node_default_left, node_missing, bits[q, index[q]])
-                have[q, index[q]] = True
         order = np.empty(n_slots, dtype=np.int64)
         order_cost = np.empty(n_slots, dtype=np.float64)
         n_numeric = 0
@@ -1129,7 +1320,6 @@ def _search_rows(rows: FloatArray, own: npt.NDArray[np.int32], slot_start: IntAr
         for u in range(n_numeric):
             q = order[u]
             position = slot_position[s0 + q]
-            w = field_width[position]
             option = option_start[s0 + q] + best[q]
             current = rows[r, field_first[position]]
             sign = signs[option]
@@ -1171,65 +1361,33 @@ def _search_rows(rows: FloatArray, own: npt.NDArray[np.int32], slot_start: IntAr
                 if points[u2] == winner or allowed[u2]:
                     points[kept] = points[u2]
                     kept += 1
-            block = np.zeros(w, dtype=np.float64)
+            custom[q, :] = 0.0
+            index[q] = custom_index
             if kept > 1:
-                index[q] = custom
                 for u2 in range(kept):
-                    block[0] = points[u2]
-                    _block_bits(position, block, node_start, node_tree, node_bit, node_column, node_threshold,
-                                node_default_left, node_missing, bits[q, custom])
+                    custom[q, 0] = points[u2]
+                    partial[q, custom_index] = _fill(custom[q, :widths[q]], position, rest, multi_bits[q, custom_index],
+                                                     node_start, node_bit, node_column, node_threshold,
+                                                     node_default_left, node_missing, node_single, node_multi,
+                                                     single_start, single_tree, pattern_start, pattern_value)
                     extra += 1
-                    if _approved(base, bits, index, every, pattern_start, pattern_value, a, b, line):
+                    verdict = _grouped(index, constant, partial, multi_base, multi_bits, multi_tree,
+                                       pattern_start, pattern_value, decision)
+                    if verdict == _CLOSE:
+                        verdict = _exact_verdict(index, own_row, positions, sizes, widths, offsets,
+                                                 blocks, custom, pattern_start, pattern_value, node_start,
+                                                 node_tree, node_bit, node_column, node_threshold,
+                                                 node_default_left, node_missing, decision)
+                    if verdict == _YES:
                         winner = points[u2]
                         break
-            block[0] = winner
-            _block_bits(position, block, node_start, node_tree, node_bit, node_column, node_threshold,
-                        node_default_left, node_missing, bits[q, custom])
-            index[q] = custom
+            custom[q, 0] = winner
+            partial[q, custom_index] = _fill(custom[q, :widths[q]], position, rest, multi_bits[q, custom_index],
+                                             node_start, node_bit, node_column, node_threshold, node_default_left,
+                                             node_missing, node_single, node_multi, single_start, single_tree,
+                                             pattern_start, pattern_value)
             refined[s0 + q] = winner
         refine_scored[r] = extra
-
-
-@numba.njit(cache=True)
-def _set(q: int, option: int, s0: int, offsets: IntArray, bits: npt.NDArray[np.int32],
-         have: npt.NDArray[np.bool_], index: IntArray, slot_position: IntArray, field_width: IntArray,
-         blocks: FloatArray, node_start: IntArray, node_tree: IntArray, node_bit: npt.NDArray[np.int32],
-         node_column: IntArray, node_threshold: FloatArray, node_default_left: npt.NDArray[np.bool_],
-         node_missing: IntArray) -> None:
-    """Point slot q at option ``option`` (-1: its current value), computing the option's bits once."""
-    index[q] = option + 1
-    if not have[q, option + 1]:
-        position = slot_position[s0 + q]
-        w = field_width[position]
-        start = offsets[q] + option * w
-        _block_bits(position, blocks[start:start + w], node_start, node_tree, node_bit, node_column, node_threshold,
-                    node_default_left, node_missing, bits[q, option + 1])
-        have[q, option + 1] = True
-
-
-@numba.njit(cache=True)
-def _probe(q: int, option: int, s0: int, offsets: IntArray, bits: npt.NDArray[np.int32],
-           have: npt.NDArray[np.bool_], index: IntArray, base: npt.NDArray[np.int32], active: IntArray,
-           slot_position: IntArray,
-           field_width: IntArray, blocks: FloatArray, node_start: IntArray, node_tree: IntArray,
-           node_bit: npt.NDArray[np.int32], node_column: IntArray, node_threshold: FloatArray,
-           node_default_left: npt.NDArray[np.bool_], node_missing: IntArray, pattern_start: IntArray,
-           pattern_value: FloatArray, a: float, b: float, line: float) -> bool:
-    _set(q, option, s0, offsets, bits, have, index, slot_position, field_width, blocks, node_start, node_tree,
-         node_bit, node_column, node_threshold, node_default_left, node_missing)
-    return _approved(base, bits, index, active, pattern_start, pattern_value, a, b, line)
-
-
-@numba.njit(cache=True)
-def _cleared(own: npt.NDArray[np.int32], clear: npt.NDArray[np.int32], first: int, second: int,
-             third: int) -> npt.NDArray[np.int32]:
-    """The application's node patterns with the bits of up to three fields (positions; -1: none) cleared."""
-    out = own.copy()
-    for position in (first, second, third):
-        if position >= 0:
-            for t in range(out.shape[0]):
-                out[t] &= ~clear[position, t]
-    return out
 
 
 @numba.njit(cache=True)
@@ -1242,27 +1400,33 @@ def _cap(option_costs: FloatArray, base_cost: float, best_cost: float) -> int:
 
 
 @numba.njit(cache=True)
-def _smallest(q: int, upper: int, cap: int, s0: int, offsets: IntArray, bits: npt.NDArray[np.int32],
-              have: npt.NDArray[np.bool_], index: IntArray, base: npt.NDArray[np.int32], active: IntArray,
-              slot_position: IntArray,
-              field_width: IntArray, blocks: FloatArray, node_start: IntArray, node_tree: IntArray,
-              node_bit: npt.NDArray[np.int32], node_column: IntArray, node_threshold: FloatArray,
-              node_default_left: npt.NDArray[np.bool_], node_missing: IntArray, pattern_start: IntArray,
-              pattern_value: FloatArray, a: float, b: float, line: float, size: int) -> tuple[int, int, int]:
-    """The smallest option of slot q, up to ``cap``, that approves with the other slots as they are.
+def _smallest(q: int, upper: int, cap: int, index: IntArray, constant: float, partial: FloatArray,
+              multi_base: npt.NDArray[np.int32], multi_bits: npt.NDArray[np.int32], multi_tree: IntArray,
+              own_row: npt.NDArray[np.int32], positions: IntArray, sizes: IntArray, widths: IntArray,
+              offsets: IntArray, blocks: FloatArray, custom: FloatArray, pattern_start: IntArray,
+              pattern_value: FloatArray, node_start: IntArray, node_tree: IntArray, node_bit: npt.NDArray[np.int32],
+              node_column: IntArray, node_threshold: FloatArray, node_default_left: npt.NDArray[np.bool_],
+              node_missing: IntArray, decision: _Decision) -> tuple[int, int, int]:
+    """The smallest option of slot q, up to ``cap``, that approves with the other slots as ``index`` has them.
 
-    ``upper``: an option known to approve (``size``: none known). The approved options of a slot are a
+    ``upper``: an option known to approve (``sizes[q]``: none known). The approved options of a slot are a
     suffix (monotone model): probe one step below the known (or capped) approving option, then bisect.
     Returns (that option or -1 if none up to ``cap`` approves, the smallest option now known to approve
-    or ``size``, candidates scored)."""
+    or ``sizes[q]``, candidates scored); slot q is left at its current value."""
     evaluated = 0
     if cap < 0:
         return -1, upper, 0
     if upper > cap:
         evaluated += 1
-        if not _probe(q, cap, s0, offsets, bits, have, index, base, active, slot_position, field_width, blocks,
-                      node_start, node_tree, node_bit, node_column, node_threshold, node_default_left, node_missing,
-                      pattern_start, pattern_value, a, b, line):
+        index[q] = cap + 1
+        verdict = _grouped(index, constant, partial, multi_base, multi_bits, multi_tree,
+                           pattern_start, pattern_value, decision)
+        if verdict == _CLOSE:
+            verdict = _exact_verdict(index, own_row, positions, sizes, widths, offsets,
+                                     blocks, custom, pattern_start, pattern_value, node_start,
+                                     node_tree, node_bit, node_column, node_threshold,
+                                     node_default_left, node_missing, decision)
+        if verdict != _YES:
             index[q] = 0
             return -1, upper, evaluated
         hi = cap
@@ -1271,16 +1435,28 @@ def _smallest(q: int, upper: int, cap: int, s0: int, offsets: IntArray, bits: np
     lo = -1
     if hi > 0:
         evaluated += 1
-        if _probe(q, hi - 1, s0, offsets, bits, have, index, base, active, slot_position, field_width, blocks,
-                  node_start, node_tree, node_bit, node_column, node_threshold, node_default_left, node_missing,
-                  pattern_start, pattern_value, a, b, line):
+        index[q] = hi
+        verdict = _grouped(index, constant, partial, multi_base, multi_bits, multi_tree,
+                           pattern_start, pattern_value, decision)
+        if verdict == _CLOSE:
+            verdict = _exact_verdict(index, own_row, positions, sizes, widths, offsets,
+                                     blocks, custom, pattern_start, pattern_value, node_start,
+                                     node_tree, node_bit, node_column, node_threshold,
+                                     node_default_left, node_missing, decision)
+        if verdict == _YES:
             hi -= 1
             while hi - lo > 1:
                 mid = (lo + hi) // 2
                 evaluated += 1
-                if _probe(q, mid, s0, offsets, bits, have, index, base, active, slot_position, field_width, blocks,
-                          node_start, node_tree, node_bit, node_column, node_threshold, node_default_left,
-                          node_missing, pattern_start, pattern_value, a, b, line):
+                index[q] = mid + 1
+                verdict = _grouped(index, constant, partial, multi_base, multi_bits, multi_tree,
+                                   pattern_start, pattern_value, decision)
+                if verdict == _CLOSE:
+                    verdict = _exact_verdict(index, own_row, positions, sizes, widths, offsets,
+                                             blocks, custom, pattern_start, pattern_value, node_start,
+                                             node_tree, node_bit, node_column, node_threshold,
+                                             node_default_left, node_missing, decision)
+                if verdict == _YES:
                     hi = mid
                 else:
                     lo = mid
