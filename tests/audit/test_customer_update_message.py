@@ -258,6 +258,9 @@ def test_without_an_email_address_the_message_is_due_by_post_until_mailed(
     assert [item.message for item in customer_messages_due()] == [message]
     due_page = client_for(compliance).get("/compliance/notices/")
     assert due_page.status_code == 200 and notice.reference in visible_text(due_page.content.decode())
+    # Compliance reads the text to post on the page itself (compliance staff are not admin-site users).
+    assert message.subject in visible_text(due_page.content.decode())
+    assert "/admin/" not in due_page.content.decode()
     out = io.StringIO()
     call_command("notices_due", stdout=out)
     listed = [line for line in out.getvalue().splitlines() if line.startswith("message ")]
