@@ -41,10 +41,12 @@ Search
      bounded from the number of trees and their largest leaves (``_SearchTables.tolerance``, ~1e-11 in
      log-odds); a candidate that close to the approval line is scored again with the leaf values LightGBM
      adds in the same order, so every decision is ``booster.predict``'s bit for bit, without a row.
-     When every field's options are monotone and the model was trained with those monotone constraints
-     (so the approved combinations are an up-set of the grid: moving any field further never loses the
-     approval), the search does not enumerate the grid: per subset of fields (one, two, then three, in
-     the enumeration order) it finds the staircase of smallest approving options (bisection, each step
+     When every field's options are monotone and the model is monotone in those fields in those
+     directions, trained with LightGBM's monotone constraints or verified from its trees (an additive
+     model whose trees on the field split on nothing else: ``_separable_monotone``), so that the approved
+     combinations are an up-set of the grid (moving any field further never loses the approval), the
+     search does not enumerate the grid: per subset of fields (one, two, then three, in the enumeration
+     order) it finds the staircase of smallest approving options (bisection, each step
      bounded by the step before and by the cheapest combination found so far) and keeps the cheapest;
      that is the cost-ordered first hit, found with a tenth of the candidates. Otherwise (categories,
      free directions, a knockout that forces a field) the combinations are scored in cost order until
@@ -256,10 +258,14 @@ class RecourseSearch:
             except ValueError:
                 kernel = None
         self._kernel = kernel if kernel is not None and kernel.per_tree else None
-        # Monotone constraints as trained: the frontier search relies on them (see _all_monotone).
+        # The model's monotone direction per actionable feature, which the frontier search relies on (see
+        # _all_monotone): LightGBM's constraint as trained, else the direction read off the trees where the
+        # feature's trees split on it alone (an additive model, monotone by projection; _separable_monotone).
         trained = list(dump.get("monotone_constraints") or [])
-        self._trained_monotone = {a.enc.first: (trained[a.enc.first] if a.enc.first < len(trained) else 0)
-                                  for a in actionable}
+        self._model_monotone = {
+            a.enc.first: (trained[a.enc.first] if a.enc.first < len(trained) and trained[a.enc.first]
+                          else _separable_monotone(dump, a.enc.first) if a.enc.kind == NUMERIC else 0)
+            for a in actionable}
         if self._kernel is not None:
             self._tables = _SearchTables.build(self._kernel, self.actionable, self._thresholds, self)
             # grouped_sums=False scores every candidate with the in-order sum over all trees: the reference
@@ -383,9 +389,10 @@ class RecourseSearch:
         return found
 
     def _all_monotone(self, options: Sequence[_Options]) -> bool:
-        """:func:`_all_monotone`, and every field's main feature trained with that monotone constraint."""
+        """:func:`_all_monotone`, and the model monotone in every field's main feature in that direction
+        (trained with that constraint, or verified from its trees)."""
         return _all_monotone(options) and all(
-            self._trained_monotone.get(opt.enc.first, 0) == opt.enc.monotone for opt in options)
+            self._model_monotone.get(opt.enc.first, 0) == opt.enc.monotone for opt in options)
 
     def _combinations(self, options: Sequence[_Options], required: set[int]) -> IntArray:
         """:func:`_combinations` (the option index per field, in enumeration order: fewer changed fields
@@ -1486,6 +1493,66 @@ def _split_thresholds(dump: Mapping[str, Any], features: set[int]) -> dict[int, 
             found[feature].add(float(node["threshold"]))
         stack.extend((node["left_child"], node["right_child"]))
     return {f: np.array(sorted(values), dtype=np.float64) for f, values in found.items()}
+
+
+def _separable_monotone(dump: Mapping[str, Any], feature: int) -> int:
+    """+1 or -1 if the model's output is monotone (non-decreasing or non-increasing) in ``feature`` with
+    every other input held fixed, read off the trees; 0 if that is not established.
+
+    Established only when every tree that splits on the feature splits on nothing else: the output is then
+    F(x_f) + (the other trees), and F, the sum of those trees, is a step function of x_f that changes only
+    at their thresholds, so its value at each threshold (``<=`` goes left) and just past the last one is
+    all of it. The values are summed exactly (``math.fsum``); a constant F is no direction."""
+    own: list[Mapping[str, Any]] = []
+    for tree in dump.get("tree_info", ()):
+        features = _split_features(tree["tree_structure"])
+        if feature in features:
+            if features != {feature}:
+                return 0
+            own.append(tree["tree_structure"])
+    thresholds = sorted({t for tree in own for t in _tree_thresholds(tree)})
+    if not thresholds:
+        return 0
+    points = [*thresholds, math.nextafter(thresholds[-1], math.inf)]
+    values = [math.fsum(_leaf_value(tree, x) for tree in own) for x in points]
+    steps = [b - a for a, b in itertools.pairwise(values)]
+    if all(d >= 0 for d in steps) and any(d > 0 for d in steps):
+        return 1
+    if all(d <= 0 for d in steps) and any(d < 0 for d in steps):
+        return -1
+    return 0
+
+
+def _split_features(node: Mapping[str, Any]) -> set[int]:
+    found: set[int] = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if "split_feature" in current:
+            found.add(int(current["split_feature"]))
+            stack.extend((current["left_child"], current["right_child"]))
+    return found
+
+
+def _tree_thresholds(node: Mapping[str, Any]) -> list[float]:
+    """The numerical thresholds of a tree that splits on one feature (a categorical split: none, so the
+    caller finds no direction unless other trees give one; such a field is never numeric here)."""
+    out: list[float] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if "split_feature" in current:
+            if current.get("decision_type") == "<=":
+                out.append(float(current["threshold"]))
+            stack.extend((current["left_child"], current["right_child"]))
+    return out
+
+
+def _leaf_value(node: Mapping[str, Any], x: float) -> float:
+    """The leaf a finite value ``x`` reaches in a tree of ``<=`` splits on one feature."""
+    while "split_feature" in node:
+        node = node["left_child"] if x <= float(node["threshold"]) else node["right_child"]
+    return float(node["leaf_value"])
 
 
 def _spread(finite: FloatArray, low: float, high: float) -> float:

@@ -13,7 +13,7 @@ import pytest
 
 from scoring import demo
 from scoring.artifact import save_model
-from scoring.counterfactual import NO_FIELD, SEVERAL_FIELDS, RecourseSearch, _classify_trees
+from scoring.counterfactual import NO_FIELD, SEVERAL_FIELDS, RecourseSearch, _classify_trees, _separable_monotone
 from scoring.datasets import load_dataset
 from scoring.policy import APPROVED, policy_decide
 from scoring.predict import ScoringModel, load_model
@@ -55,9 +55,9 @@ def _searches(model: ScoringModel, spec: ProductSpec, path: str) -> tuple[Recour
     grouped = RecourseSearch(model, spec)
     in_order = RecourseSearch(model, spec, grouped_sums=False)
     if path == "cost_ordered":
-        # As if the model had no trained monotone constraints: the generic cost-ordered search, same grid.
+        # As if the model were not known to be monotone: the generic cost-ordered search, same grid.
         for search in (grouped, in_order):
-            search._trained_monotone = dict.fromkeys(search._trained_monotone, 0)
+            search._model_monotone = dict.fromkeys(search._model_monotone, 0)
     return grouped, in_order
 
 
@@ -110,3 +110,44 @@ def test_trees_are_classified_by_the_actionable_fields_they_split_on() -> None:
     assert single_start.tolist() == [0, 2, 3, 3]
     assert single_tree.tolist() == [0, 4, 3]
     assert multi_tree.tolist() == [2]
+
+
+@pytest.fixture(scope="module")
+def additive_model(demo_spec: ProductSpec, tmp_path_factory: pytest.TempPathFactory) -> ScoringModel:
+    """The demo's production kind of model (scoring.additive.fit_additive): stumps, no LightGBM constraints,
+    monotone by projection."""
+    dataset = load_dataset(demo_spec, n=6000, seed=3)
+    result = train_product(demo_spec, dataset, seed=0, params={"monotone_fit": "additive_grid"})
+    return load_model(save_model(result, demo_spec, dataset, tmp_path_factory.mktemp("additive-models")))
+
+
+def test_an_additive_model_is_found_monotone_from_its_trees(additive_model: ScoringModel,
+                                                            depth3_model: ScoringModel,
+                                                            demo_spec: ProductSpec) -> None:
+    search = RecourseSearch(additive_model, demo_spec)
+    dump = additive_model.booster.dump_model()
+    assert not any(dump.get("monotone_constraints") or [])  # nothing was trained with LightGBM's constraints
+    for act in search.actionable:
+        assert _separable_monotone(dump, act.enc.first) == act.enc.monotone != 0
+    # Depth-3 trees split on several features: nothing can be read off them one feature at a time.
+    deep = depth3_model.booster.dump_model()
+    assert all(_separable_monotone(deep, act.enc.first) == 0 for act in search.actionable)
+
+
+def test_on_an_additive_model_the_frontier_search_finds_the_cost_ordered_first_hit(
+        additive_model: ScoringModel, demo_spec: ProductSpec) -> None:
+    frontier = RecourseSearch(additive_model, demo_spec)
+    ordered = RecourseSearch(additive_model, demo_spec)
+    ordered._model_monotone = dict.fromkeys(ordered._model_monotone, 0)
+    rows = _not_approved(demo_spec, additive_model, 1500, seed=77)
+    x = np.vstack([additive_model.encoder.encode_row(v) for v in rows[:20]])
+    jobs = [frontier._prepare(i, v, x[i], additive_model.score(v))[1] for i, v in enumerate(rows[:20])]
+    assert any(job is not None and job.frontier for job in jobs)
+    fast, slow = frontier.find_many(rows), ordered.find_many(rows)
+    assert sum(r.found for r in fast) >= 50
+    for a, b in zip(fast, slow, strict=True):
+        assert a.found == b.found
+        if a.found:
+            assert a.changes == b.changes and a.cost == b.cost and a.new_probability == b.new_probability
+            assert a.note == b.note and a.verified and b.verified
+    assert sum(r.candidates_scored for r in fast) < sum(r.candidates_scored for r in slow) / 2
