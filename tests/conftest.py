@@ -7,7 +7,7 @@ account and no role at all.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
+from config.celery import app
 from lending.models import ModelVersion, Product
 from lending.roles import ADMIN, COMPLIANCE, OFFICER
 from lending.services import model_version_approve, model_version_register, product_register
@@ -156,3 +157,14 @@ def demo_fields(**overrides: Any) -> dict[str, Any]:
     }
     fields.update(overrides)
     return {k: v for k, v in fields.items() if v is not None}
+
+
+@pytest.fixture
+def eager_tasks() -> Iterator[None]:
+    """Publishing runs the real task in this process (as a worker would), so the published path is tested."""
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = before

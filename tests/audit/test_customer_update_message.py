@@ -12,11 +12,10 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
-import pytest
 from django.contrib.auth.models import User
 from django.core import mail
 from django.core.management import call_command
@@ -34,7 +33,6 @@ from audit.customer_messages import (
 from audit.models import AuditEvent, CustomerLink, CustomerMessage, Notice
 from audit.notices import format_date
 from audit.services import audit_chain_verify
-from config.celery import app
 from lending.models import Decision, ModelVersion
 from lending.services import officer_decide
 from tests.audit.test_adverse import DENIED, decide, link_from, visible_text
@@ -49,17 +47,6 @@ CORRECTED = "debt_consolidation"
 # What the customer's message must never contain: internal names, codes, scores, model identifiers, reasons.
 INTERNAL = ("purpose_category", "small_business", "debt_consolidation", "credit_score", "probability",
             "revolving_utilization", "model", "bakery", "reason")
-
-
-@pytest.fixture
-def eager_tasks() -> Iterator[None]:
-    """Publishing runs the real task in this process (as a worker would), so the published path is tested."""
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    try:
-        yield
-    finally:
-        app.conf.task_always_eager = before
 
 
 def events(event_type: str) -> list[AuditEvent]:

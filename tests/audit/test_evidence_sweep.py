@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,7 +19,6 @@ from django.utils import timezone
 
 from audit.explanations import extraction_evidence_sweep
 from audit.models import AuditEvent, ExplanationRequest
-from config.celery import app
 from lending.models import Decision, Extraction, ModelVersion
 from lending.selectors import EVIDENCE_GRACE, extraction_applications_missing_evidence
 from tests.conftest import demo_fields
@@ -43,17 +42,6 @@ def measured_events() -> list[AuditEvent]:
 @pytest.fixture
 def officer_client(officer: User, approved_demo: ModelVersion, client_for: Callable[[User], Client]) -> Client:
     return client_for(officer)
-
-
-@pytest.fixture
-def eager_tasks() -> Iterator[None]:
-    """Publishing runs the real task in this process (as a worker would), so the published path is tested."""
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    try:
-        yield
-    finally:
-        app.conf.task_always_eager = before
 
 
 def test_a_lost_evidence_task_is_recovered_once_by_the_inline_sweep(officer_client: Client) -> None:
