@@ -147,3 +147,38 @@ def test_demo_training_with_the_grid_fit_gives_a_monotone_model() -> None:
     violations = monotone_violations(result.booster, list(result.encoder.monotone_constraints))
     assert violations and max(violations.values()) == 0.0
     assert result.metrics["auc"] > 0.75
+
+
+def test_the_step_design_computes_what_the_sparse_indicator_matrix_does() -> None:
+    """The fit's design (scoring.additive._design) against the explicit indicator matrix it stands for,
+    with one-hot features sharing slots: X beta, X' v and X' diag(w) X, at any thread count's row slices."""
+    from scipy import sparse
+
+    from scoring.additive import _curvature, _design, _FeatureSteps, step_grid
+
+    rng = np.random.default_rng(7)
+    rows = 2_003  # not a multiple of the row slices
+    category = rng.integers(0, 3, size=rows)
+    x = np.column_stack([rng.normal(size=rows), rng.integers(0, 5, size=rows).astype(float),
+                         category == 0, category == 1, category == 2]).astype(np.float64)
+    features = []
+    for j in range(x.shape[1]):
+        thresholds = step_grid(x[:, j], 20)
+        steps = np.searchsorted(thresholds, x[:, j], side="left")
+        features.append(_FeatureSteps(j, thresholds, 0, steps, _curvature(x[:, j], thresholds, steps)))
+    design = _design(features, np.arange(rows))
+    assert design.columns.shape[1] == 3, "the three one-hot columns of one category should share a slot"
+
+    blocks = [sparse.csr_matrix(np.ones((rows, 1)))]
+    for f in features:
+        own = f.steps > 0
+        blocks.append(sparse.csr_matrix((np.ones(int(own.sum())), (np.flatnonzero(own), f.steps[own] - 1)),
+                                        shape=(rows, len(f.thresholds))))
+    explicit = sparse.hstack(blocks, format="csr")
+    assert explicit.shape[1] == design.size
+
+    beta, values, weights = rng.normal(size=design.size), rng.normal(size=rows), rng.random(rows)
+    np.testing.assert_allclose(design.margin(beta), explicit @ beta, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(design.transposed_times(values), explicit.T @ values, rtol=0, atol=1e-10)
+    gram = (explicit.T @ explicit.multiply(weights[:, None])).toarray()
+    np.testing.assert_allclose(design.gram(weights), gram, rtol=0, atol=1e-9)
