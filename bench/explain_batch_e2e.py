@@ -4,7 +4,7 @@ What it does, from one run:
 
 1. Creates a fresh PostgreSQL database ``candor_bench_<pid>`` on 127.0.0.1 (dropped at the end), migrates it,
    trains the production demo model exactly as ``manage.py train_model --product demo`` does (its defaults:
-   100,000 generated rows, seed 0: scoring.datasets.DEMO_TRAINING_ROWS), registers and approves it.
+   2,000,000 generated rows, seed 0: scoring.datasets.DEMO_TRAINING_ROWS), registers and approves it.
 2. Writes ``--rows`` real demo decisions (fresh applications, seed 424242, each validated, scored by the model
    with ``model.score`` and decided by the policy, as ``bulk_decisions`` in the end-to-end tests does).
 3. R_raw: ``shap.TreeExplainer(booster).shap_values(X)`` on those decisions' feature rows, in this process,

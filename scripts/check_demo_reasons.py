@@ -3,7 +3,7 @@
 The demo data (scoring/demo.py) are drawn from an additive true log-odds, so the exact SHAP value of each
 cause against any reference group is known (``scoring.demo.true_attributions``). This script
 
-1. trains the production-size demo model (``--train-rows`` rows, 100,000 by default as ``train_model``,
+1. trains the production-size demo model (``--train-rows`` rows, 2,000,000 by default as ``train_model``,
    seed 0), or loads one (``--model``);
 2. finds which training rows the model's stored reference sample is (reproducing the training split and
    checking the encoded rows match ``model.reference`` exactly), so the truth can be measured against the

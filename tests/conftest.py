@@ -39,7 +39,7 @@ def demo_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     It keeps the earlier depth-3 parameters (scoring.train.DEFAULT_PARAMS): the tests' hand-picked applicant
     profiles (a clear denial, a referral, an approval) are set against this model. The production demo
-    parameters (additive stumps with isotonic projection on 100,000 rows) are trained and checked by
+    parameters (the additive grid fit on 2,000,000 rows) are trained and checked by
     tests/scoring/test_additive.py, tests/lending/test_commands.py and scripts/check_demo_reasons.py."""
     spec = get_spec("demo")
     dataset = load_dataset(spec, n=6000, seed=7)

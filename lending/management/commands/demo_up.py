@@ -36,7 +36,7 @@ class Command(BaseCommand):
         parser.add_argument("--applications", type=int, default=200)
         parser.add_argument("--seed", type=int, default=2026)
         parser.add_argument("--train-rows", type=int, default=None,
-                            help="rows the demo model is trained on (default: the product's own, 100,000)")
+                            help="rows the demo model is trained on (default: the product's own, 2,000,000)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         user_model = get_user_model()
