@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -237,18 +239,37 @@ class _StepDesign:
     size: int  # design columns, the intercept included
 
     def margin(self, beta: FloatArray) -> FloatArray:
-        result: FloatArray = _margin(self.columns, beta)
+        with _threads_for(self.columns.shape[0]):
+            result: FloatArray = _margin(self.columns, beta)
         return result
 
     def transposed_times(self, values: FloatArray) -> FloatArray:
         """X' values."""
-        result: FloatArray = _transposed_times(self.columns, values, self.size)
+        with _threads_for(self.columns.shape[0]):
+            result: FloatArray = _transposed_times(self.columns, values, self.size)
         return result
 
     def gram(self, weights: FloatArray) -> FloatArray:
         """X' diag(weights) X, dense."""
-        result: FloatArray = _weighted_gram(self.columns, weights, self.size)
+        with _threads_for(self.columns.shape[0]):
+            result: FloatArray = _weighted_gram(self.columns, weights, self.size)
         return result
+
+
+# Below this many rows the fit's loops run on the calling thread only. Each Newton step alternates these
+# loops with LAPACK on the dense 710 x 710 system; on small data, waking numba's OpenMP threads between
+# BLAS calls cost more than the loops (a 6,000-row fit took minutes with two processes on two cores).
+_PARALLEL_ROWS = 200_000
+
+
+@contextmanager
+def _threads_for(rows: int) -> Iterator[None]:
+    before = numba.get_num_threads()
+    numba.set_num_threads(before if rows >= _PARALLEL_ROWS else 1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 # The Gram matrix and X' v are summed in this many fixed slices of the rows, in parallel, then added in
