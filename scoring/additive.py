@@ -257,8 +257,9 @@ class _StepDesign:
 
 
 # Below this many rows the fit's loops run on the calling thread only. Each Newton step alternates these
-# loops with LAPACK on the dense 710 x 710 system; on small data, waking numba's OpenMP threads between
-# BLAS calls cost more than the loops (a 6,000-row fit took minutes with two processes on two cores).
+# loops with LAPACK on the dense 710 x 710 system; on small data the loops take milliseconds, and waking
+# numba's OpenMP threads between BLAS calls only adds contention (the test suite runs two processes on two
+# cores).
 _PARALLEL_ROWS = 200_000
 
 
