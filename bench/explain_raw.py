@@ -1,7 +1,7 @@
 """How fast is exact TreeSHAP, and what does a full explanation cost on top of it? Measured on the demo model.
 
-On the production-size demo model (trained on 2,000,000 generated rows as train_model does, seed 0) and 200,000 fresh demo
-applications (seed 424242) it measures rows per second of
+On the production-size demo model (trained on 2,000,000 generated rows as train_model does, seed 0) and
+200,000 fresh demo applications (seed 424242) it measures rows per second of
 
 (a)  ``shap.TreeExplainer(booster).shap_values(X)``, default threads. For a LightGBM booster in its default
      path-dependent mode shap hands the work to LightGBM's own ``pred_contrib``, so (a) and (b) are the
