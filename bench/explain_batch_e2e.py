@@ -24,9 +24,15 @@ What it does, from one run:
    as every reader reads them (``Explanation.document``: the compact stored row joined with its shared
    context), agree with the bare library's values after the same Platt scaling and grouping to 1e-9; the
    stored output is the model's calibrated log-odds. The payload sizes printed are the stored rows'.
-6. Prints R_raw, R_e2e and their ratio (target R_e2e >= 0.8 x R_raw) with the load average and where the CPU
-   went (workers, PostgreSQL backends of the bench database, the rest), writes bench/out/explain_batch_e2e.json,
-   stops the workers and Redis and drops the database.
+6. R_compute: the platform's own computation of the same explanations with no queue and no database, in the
+   workers' shape (``--processes`` processes x ``--threads`` numba threads, each explaining its share in chunks of
+   ``--chunk-size`` with ``Explainer.explain_many_stored``, as a worker does after it has read its chunk): what
+   the explanation the issue asks for (exact attributions against both references, the determinism
+   recomputation, the faithfulness moves, the recourse search verified by re-scoring, the stored text) costs by
+   itself. R_e2e / R_compute is then the share the queueing and storage leave.
+7. Prints R_raw, R_compute, R_e2e and their ratios (target R_e2e >= 0.8 x R_raw) with the load average and where
+   the CPU went (workers, PostgreSQL backends of the bench database, the rest), writes
+   bench/out/explain_batch_e2e.json, stops the workers and Redis and drops the database.
 
 Run: ``.venv/bin/python bench/explain_batch_e2e.py [--rows 200000] [--processes 2 --threads 1] [--chunk-size 2000]``
 Needs PostgreSQL with trust auth on 127.0.0.1:5432 (user postgres) and ``redis-server`` on the PATH.
@@ -127,6 +133,59 @@ def machine_cpu() -> tuple[float, float]:
 
 def admin_url(base: str) -> str:
     return f"{base}/postgres"
+
+
+def _compute_only_child(model_dir: str, spec: Any, values: list[dict[str, Any]], chunk: int, threads: int,
+                        ready: Any, start: Any, results: Any) -> None:
+    """One process of R_compute: load the model, warm the explainer, wait for the start, explain ``values`` in
+    chunks as a worker explains its chunk (the cyclic garbage collector off meanwhile, as the worker has it)
+    and report (rows, the end on the shared monotonic clock, CPU seconds)."""
+    import gc
+
+    import numba
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    from scoring.explain import Explainer
+    from scoring.predict import load_model
+
+    explainer = Explainer.for_model(load_model(Path(model_dir)), spec)
+    explainer.explain_many_stored(values[:64])
+    ready.put(os.getpid())
+    start.wait()
+    cpu = time.process_time()
+    gc.disable()
+    for first in range(0, len(values), chunk):
+        explainer.explain_many_stored(values[first:first + chunk])
+    gc.enable()
+    results.put((len(values), time.perf_counter(), time.process_time() - cpu))
+
+
+def compute_only(model_dir: str, spec: Any, values: list[dict[str, Any]], processes: int, threads: int,
+                 chunk: int) -> tuple[float, float]:
+    """R_compute (rows a second) and its CPU seconds a row: ``values`` explained by ``processes`` fresh
+    processes (spawned: nothing of this process's OpenMP or numba state is inherited), each its contiguous
+    share, timed from the moment all are warm to the last one's end."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    ready, results, start = context.Queue(), context.Queue(), context.Event()
+    share = -(-len(values) // processes)
+    workers = [context.Process(target=_compute_only_child,
+                               args=(model_dir, spec, values[k * share:(k + 1) * share], chunk, threads, ready,
+                                     start, results))
+               for k in range(processes)]
+    for process in workers:
+        process.start()
+    for _ in workers:
+        ready.get(timeout=600)
+    t0 = time.perf_counter()
+    start.set()
+    reports = [results.get(timeout=3600) for _ in workers]
+    for process in workers:
+        process.join(timeout=60)
+    rows = sum(r[0] for r in reports)
+    elapsed = max(r[1] for r in reports) - t0
+    return rows / elapsed, sum(r[2] for r in reports) / rows
 
 
 def main() -> None:
@@ -313,6 +372,17 @@ def run(args: argparse.Namespace, dbname: str, work: Path, reuse: bool, state: d
     out.update({"r_raw_rows_per_s": r_raw, "r_raw_runs": raw_runs, "lightgbm_pred_contrib_rows_per_s": r_lgb,
                 "lightgbm_runs": lgb_runs, "load_before_raw": before})
 
+    # --- R_compute: the same explanations, no queue, no database ---------------------------------------------
+    values = [inputs_from_snapshot(spec=spec, snapshot=s[1]) for s in stored]
+    r_compute, compute_cpu = compute_only(str(model.path), spec, values, args.processes, args.threads,
+                                          args.chunk_size)
+    del values
+    print(f"R_compute explain_many_stored in {args.processes} x {args.threads}, chunks of {args.chunk_size}, no "
+          f"queue or database: {r_compute:>10,.0f} rows/s ({compute_cpu * 1e6:.0f} us of CPU a row; R_compute / "
+          f"R_raw = {r_compute / r_raw:.3f})", flush=True)
+    out.update({"r_compute_rows_per_s": r_compute, "compute_cpu_us_per_row": compute_cpu * 1e6,
+                "ratio_compute_over_raw": r_compute / r_raw})
+
     # --- workers ----------------------------------------------------------------------------------------
     log = work / "workers.log"
     env = {**os.environ, "PYTHONPATH": f"{work}{os.pathsep}{REPO}", "CANDOR_WORKER_THREADS": str(args.threads),
@@ -426,6 +496,10 @@ def run(args: argparse.Namespace, dbname: str, work: Path, reuse: bool, state: d
                                  "within" if agree else "NOT within"), flush=True)
     print(f"R_raw {r_raw:,.0f} rows/s   R_e2e {r_e2e:,.0f} rows/s   R_e2e / R_raw = {r_e2e / r_raw:.3f} "
           f"(target >= 0.8)", flush=True)
+    print(f"R_compute {r_compute:,.0f} rows/s: the explanation itself, with no queue or database, is "
+          f"{r_compute / r_raw:.3f} x R_raw; the queueing and storage keep R_e2e / R_compute = "
+          f"{r_e2e / r_compute:.3f} of it", flush=True)
+    out["ratio_e2e_over_compute"] = r_e2e / r_compute
     out.update({"explanations": counts[0], "distinct_decisions": counts[1], "failed_checks": failed,
                 "not_additive": not_additive, "non_approved_without_recourse": missing_recourse,
                 "payload_text_bytes": float(text_bytes), "payload_stored_bytes": float(stored_bytes),
