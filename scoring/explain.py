@@ -85,6 +85,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import numba
 import numpy as np
 import numpy.typing as npt
 import orjson
@@ -1194,7 +1195,6 @@ class Explainer:
 
         base_probability = sigmoid(prepared.base_cut)
         outputs = core.output.tolist()
-        moved_rows = moved_log_odds.tolist()
         ranked_rows = ranked.tolist()
         positives = positive.tolist()
         probabilities = [sigmoid(output) for output in outputs]
@@ -1224,8 +1224,7 @@ class Explainer:
             additive=additive.tolist(), residual=residual.tolist(), residual_all=residual_all.tolist(),
             grouping=grouping.tolist(), grouping_all=grouping_all.tolist(), identical=identical.tolist(),
             largest=largest.tolist(),
-            faithfulness=[_faithfulness_parts(fields, negatives[i][:MAX_REASONS], probabilities[i], moved_rows[i])
-                          for i in range(n)])
+            faithfulness=_faithfulness_rows(fields, negatives, probabilities, moved_log_odds))
 
 
 @dataclass(frozen=True)
@@ -1273,26 +1272,74 @@ class _Rows:
                 "tolerance": ADDITIVITY_TOLERANCE}
 
 
-def _faithfulness_parts(fields: Sequence[str], reasons: Sequence[str], probability: float,
-                        moved_log_odds: Sequence[float]) -> tuple[bool, dict[str, Any], list[float]]:
-    """The faithfulness check: passed if moving the top stated reason to the cutoff group's representative
-    value (its encoded features) lowers the PD more than moving any field that is not a stated reason.
-    Returns (passed, the detail without ``delta_pd``, every field's PD change in field order). Recorded: the
-    top reason, the strongest field that is not a reason (ties: the earlier field) and ``delta_pd`` (the
-    reasons themselves are the explanation's ``negative_ranked[:MAX_REASONS]``); with no negative
-    contributor it passes with a note."""
-    deltas = [probability - sigmoid(v) for v in moved_log_odds]
-    if not reasons:
-        return True, {"note": "no negative contributors"}, deltas
-    top = reasons[0]
-    top_delta = deltas[fields.index(top)]
-    strongest = None
-    best = -math.inf
-    for f, delta in zip(fields, deltas, strict=True):
-        if f not in reasons and (strongest is None or delta > best):
-            strongest, best = f, delta
-    passed = strongest is None or top_delta > best
-    return passed, {"top_reason": top, "largest_non_reason": strongest}, deltas
+def _faithfulness_rows(fields: Sequence[str], negatives: Sequence[Sequence[str]], probabilities: Sequence[float],
+                       moved_log_odds: FloatArray) -> list[tuple[bool, dict[str, Any], list[float]]]:
+    """The faithfulness check of each row: passed if moving the top stated reason to the cutoff group's
+    representative value (its encoded features) lowers the PD more than moving any field that is not a stated
+    reason. Per row: (passed, the detail without ``delta_pd``, every field's PD change in field order). Recorded:
+    the top reason, the strongest field that is not a reason (ties: the earlier field) and ``delta_pd`` (the
+    reasons themselves are the explanation's ``negative_ranked[:MAX_REASONS]``); with no negative contributor
+    it passes with a note. ``moved_log_odds[i, j]``: row i's log-odds with field j moved.
+
+    The arithmetic and the comparisons run in one compiled pass over the chunk (:func:`_faithfulness_kernel`);
+    only the names and lists are Python."""
+    n = len(negatives)
+    position = {name: j for j, name in enumerate(fields)}
+    reasons = np.full((n, MAX_REASONS), -1, dtype=np.int64)
+    counts = np.zeros(n, dtype=np.int64)
+    for i, names in enumerate(negatives):
+        stated = names[:MAX_REASONS]
+        counts[i] = len(stated)
+        for r, name in enumerate(stated):
+            reasons[i, r] = position[name]
+    deltas = np.empty((n, len(fields)), dtype=np.float64)
+    passed = np.empty(n, dtype=np.bool_)
+    strongest = np.empty(n, dtype=np.int64)
+    _faithfulness_kernel(np.ascontiguousarray(moved_log_odds, dtype=np.float64),
+                         np.asarray(probabilities, dtype=np.float64).reshape(n), reasons, counts, deltas, passed,
+                         strongest)
+    out: list[tuple[bool, dict[str, Any], list[float]]] = []
+    for i, (row, ok, other) in enumerate(zip(deltas.tolist(), passed.tolist(), strongest.tolist(), strict=True)):
+        if counts[i] == 0:
+            out.append((True, {"note": "no negative contributors"}, row))
+        else:
+            out.append((ok, {"top_reason": fields[reasons[i, 0]],
+                             "largest_non_reason": None if other < 0 else fields[other]}, row))
+    return out
+
+
+@numba.njit(cache=True)
+def _faithfulness_kernel(moved: FloatArray, probabilities: FloatArray, reasons: IntArray, counts: IntArray,
+                         deltas: FloatArray, passed: npt.NDArray[np.bool_], strongest: IntArray) -> None:
+    """For each row i: ``deltas[i, j] = probabilities[i] - sigmoid(moved[i, j])`` (scoring.calibration.sigmoid's
+    formula and libm's exp, as math.exp: the same bits), ``strongest[i]`` the first field that is not one of the
+    row's ``counts[i]`` reasons with the largest delta (-1 if none; a NaN delta never wins, as in Python's
+    ``>``), ``passed[i]`` whether the top reason's delta beats it."""
+    n, m = moved.shape
+    for i in range(n):
+        p = probabilities[i]
+        for j in range(m):
+            v = moved[i, j]
+            if v >= 0:
+                sig = 1.0 / (1.0 + math.exp(-v))
+            else:
+                z = math.exp(v)
+                sig = z / (1.0 + z)
+            deltas[i, j] = p - sig
+        k = counts[i]
+        best_j = -1
+        best = -np.inf
+        for j in range(m):
+            stated = False
+            for r in range(k):
+                if reasons[i, r] == j:
+                    stated = True
+                    break
+            if not stated and (best_j == -1 or deltas[i, j] > best):
+                best_j = j
+                best = deltas[i, j]
+        strongest[i] = best_j
+        passed[i] = k == 0 or best_j == -1 or deltas[i, reasons[i, 0]] > best
 
 
 def explain(model: ScoringModel, spec: ProductSpec, values: Mapping[str, Any], *,

@@ -19,6 +19,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -178,10 +179,13 @@ class ProductSpec:
     creditor: Mapping[str, str] = field(default_factory=dict)
 
     def field(self, name: str) -> FieldSpec:
-        for candidate in self.fields:
-            if candidate.name == name:
-                return candidate
-        raise KeyError(name)
+        return self._fields_by_name[name]
+
+    @cached_property
+    def _fields_by_name(self) -> dict[str, FieldSpec]:
+        # Looked up per field of every row (encoding, wording, recourse notes); built once per spec. A
+        # cached_property writes the instance's __dict__ directly, which a frozen dataclass allows.
+        return {f.name: f for f in self.fields}
 
     @property
     def field_names(self) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ from scoring.explain import (
     STORED_FORMAT,
     Explainer,
     Explanation,
+    _faithfulness_rows,
     decode_features,
     expand_stored,
 )
@@ -241,6 +242,46 @@ def test_faithfulness_is_recorded(demo_explained: list[Explanation]) -> None:
             assert explanation.checks.faithfulness.passed and detail["note"] == "no negative contributors"
     passed = sum(e.checks.faithfulness.passed for e in denied) / len(denied)
     assert passed >= 0.9
+
+
+def _faithfulness_by_row(fields: list[str], reasons: tuple[str, ...], probability: float,
+                         moved: list[float]) -> tuple[bool, dict[str, Any], list[float]]:
+    """The faithfulness check as the docstring of scoring.explain._faithfulness_rows defines it, one row in
+    plain Python: what the compiled pass must give, bit for bit."""
+    deltas = [probability - sigmoid(v) for v in moved]
+    if not reasons:
+        return True, {"note": "no negative contributors"}, deltas
+    strongest, best = None, -math.inf
+    for name, delta in zip(fields, deltas, strict=True):
+        if name not in reasons and (strongest is None or delta > best):
+            strongest, best = name, delta
+    passed = strongest is None or deltas[fields.index(reasons[0])] > best
+    return passed, {"top_reason": reasons[0], "largest_non_reason": strongest}, deltas
+
+
+def test_the_compiled_faithfulness_pass_is_the_row_by_row_definition_bit_for_bit() -> None:
+    fields = [f"f{j}" for j in range(7)]
+    rng = np.random.default_rng(7)
+    moved = rng.normal(0.0, 3.0, size=(400, len(fields)))
+    moved[::9] = np.round(moved[::9])  # ties between fields
+    moved[1] = [0.0, -0.0, 40.0, -745.0, 800.0, -800.0, 1e-300]  # exp's edges
+    moved[2, 3] = math.nan
+    moved[3, :] = math.nan
+    moved[4, 5] = math.inf
+    probabilities = [sigmoid(v) for v in rng.normal(-1.0, 2.0, size=len(moved))]
+    negatives: list[tuple[str, ...]] = []
+    for i in range(len(moved)):
+        count = [0, 1, 3, MAX_REASONS, MAX_REASONS + 2, len(fields)][i % 6]  # none, some, more than stated, all
+        negatives.append(tuple(fields[j] for j in rng.permutation(len(fields))[:count]))
+
+    got = _faithfulness_rows(fields, negatives, probabilities, moved)
+
+    for i, (passed, detail, deltas) in enumerate(got):
+        expected = _faithfulness_by_row(fields, negatives[i][:MAX_REASONS], probabilities[i], moved[i].tolist())
+        assert (passed, detail) == expected[:2], i
+        assert [float.hex(v) for v in deltas] == [float.hex(v) for v in expected[2]], i
+    assert {d.get("largest_non_reason") for _, d, _ in got} >= {None, "f0"}  # every branch was taken
+    assert {p for p, _, _ in got} == {True, False}
 
 
 class _SwappedContributions:
