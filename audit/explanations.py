@@ -289,25 +289,31 @@ def explanation_batches_resume(*, chunk_size: int = BATCH_CHUNK_SIZE) -> int:
     return published
 
 
-def _store_rows(rows: Sequence[tuple[Any, ...]]) -> int:
-    """Insert explanations; a row some other delivery already stored is skipped, never duplicated.
+def _store_rows(rows: Sequence[tuple[Any, ...]]) -> list[int]:
+    """Insert explanations and return the decision ids of the ones this call stored: a row some other
+    delivery already stored is skipped, never duplicated, and not claimed.
 
     A row: (decision_id, model_version_id, explainer_version, method, base_value, output, checks_passed,
-    payload as JSON text, computed_at, context_id)."""
+    payload as JSON text, computed_at, context_id); every row of one call has the same computed_at."""
     if not rows:
-        return 0
+        return []
     if connection.vendor == "postgresql":
         try:
             with transaction.atomic():
-                return _copy_rows(rows)
+                _copy_rows(rows)
+                return [r[0] for r in rows]
         except IntegrityError:
             pass  # a concurrent single-decision task stored one of these: fall back to skipping conflicts
-    created = Explanation.objects.bulk_create(
+    Explanation.objects.bulk_create(
         [Explanation(decision_id=r[0], model_version_id=r[1], explainer_version=r[2], method=r[3], base_value=r[4],
                      output=r[5], checks_passed=r[6], payload=json.loads(r[7]), computed_at=r[8], context_id=r[9])
          for r in rows],
         batch_size=500, ignore_conflicts=True)
-    return len(created)
+    # Which rows went in: bulk_create with ignore_conflicts does not say, so ask for the rows that carry this
+    # call's own computed_at (another delivery's rows carry their own time).
+    ours = set(Explanation.objects.filter(decision_id__in=[r[0] for r in rows], explainer_version=rows[0][2],
+                                          computed_at=rows[0][8]).order_by().values_list("decision_id", flat=True))
+    return [r[0] for r in rows if r[0] in ours]
 
 
 def _copy_rows(rows: Sequence[tuple[Any, ...]]) -> int:
@@ -344,7 +350,10 @@ def _copy_rows(rows: Sequence[tuple[Any, ...]]) -> int:
             lines.append(f"{decision_id}\t{version_id}\t{explainer_version}\t{method}\t{base_value!r}\t"
                          f"{output!r}\t{'t' if passed else 'f'}\t{payload.replace(chr(92), chr(92) * 2)}\t"
                          f"{at.isoformat()}\t{context_id}\n")
-        with raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+        # The raw cursor raises psycopg's own errors; wrapped, a duplicate is Django's IntegrityError, which
+        # _store_rows answers by skipping the conflicting rows (unwrapped it failed the whole chunk).
+        with connection.wrap_database_errors, \
+                raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
             if lines is not None:
                 copy.write("".join(lines).encode())
             else:
@@ -442,14 +451,16 @@ def _batch_chunk(*, batch_id: int, decision_ids: Iterable[int]) -> int:
     # Adverse action (issue 4) looks at each decision's id and outcome, and acts on the denials only.
     decisions = [Decision(pk=decision_id, outcome=outcome) for decision_id, _, outcome, _ in found
                  if outcome == Decision.Outcome.DENIED]
-    stored_ids = [r[0] for r in rows]
     with transaction.atomic():
-        stored = _store_rows(rows)
-        ExplanationRequest.objects.filter(decision_id__in=stored_ids,
+        stored_ids = _store_rows(rows)
+        # Every decision of the chunk has its explanation now, whoever stored it: its request is complete.
+        ExplanationRequest.objects.filter(decision_id__in=[r[0] for r in rows],
                                           completed_at__isnull=True).update(completed_at=now)
-        failed = [r[0] for r in rows if not r[6]]
+        # The event names what this delivery stored, nothing that another one did.
+        ours = set(stored_ids)
+        failed = [r[0] for r in rows if not r[6] and r[0] in ours]
         audit_record(event_type="explanation.batch_chunk_stored", subject=("audit.explanationbatch", str(batch_id)),
-                     data={"batch": batch_id, "stored": stored, "decision_ids": stored_ids,
+                     data={"batch": batch_id, "stored": len(stored_ids), "decision_ids": stored_ids,
                            "explainer_version": EXPLAINER_VERSION, "failed_checks_decision_ids": failed})
         # Adverse action (issue 4): once this commits, the denials of the chunk get their reasons and notices
         # (one task for the chunk; decisions already done are skipped).
@@ -467,4 +478,4 @@ def _batch_chunk(*, batch_id: int, decision_ids: Iterable[int]) -> int:
             explained = Explanation.objects.filter(decision_id=OuterRef("pk"), explainer_version=EXPLAINER_VERSION)
             if not list(scope.filter(~Exists(explained)).order_by("-pk").values_list("pk", flat=True)[:1]):
                 remaining.update(status=ExplanationBatch.Status.DONE, finished_at=now)
-    return stored
+    return len(stored_ids)

@@ -6,6 +6,8 @@ PostgreSQL the array-parameter queries that read the chunk's decisions and the o
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
 from typing import Any
 from unittest import mock
 
@@ -13,7 +15,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from audit import adverse
-from audit.explanations import explanation_batch_chunk_run
+from audit.explanations import _store_rows, explanation_batch_chunk_run
 from audit.models import AuditEvent, Explanation, ExplanationBatch
 from lending.models import Decision, ModelVersion
 from scoring.explain import EXPLAINER_VERSION
@@ -74,3 +76,26 @@ def test_a_chunk_of_unknown_ids_stores_nothing_and_says_so(approved_demo: ModelV
     assert explanation_batch_chunk_run(batch_id=batch.pk, decision_ids=[10**9, 10**9 + 1]) == 0
     assert not Explanation.objects.exists()
     assert _chunk_events(batch)[0]["stored"] == 0
+
+
+def test_storing_claims_only_the_rows_it_stored_when_another_delivery_came_first(
+        approved_demo: ModelVersion, officer: User) -> None:
+    """The race the explained-yet lookup cannot close: another delivery stores one of the chunk's
+    explanations between the lookup and the chunk's own write. The write skips it (on PostgreSQL the COPY
+    fails on the unique constraint and the chunk falls back to skipping conflicts) and names only the rows it
+    stored, so that the chunk's audit event never claims another delivery's explanation."""
+    decisions = [decide(approved_demo, officer, explain=False, expect="approved", **APPROVED) for _ in range(2)]
+    batch = _batch(approved_demo, 2)
+    with mock.patch.object(adverse, "adverse_action_publish", autospec=True):
+        explanation_batch_chunk_run(batch_id=batch.pk, decision_ids=[d.pk for d in decisions])
+    kept, again = (Explanation.objects.get(decision=d) for d in decisions)
+    rows = [(e.decision_id, e.model_version_id, e.explainer_version, e.method, e.base_value, e.output,
+             e.checks_passed, json.dumps(e.payload), e.computed_at + timedelta(seconds=1), e.context_id)
+            for e in (kept, again)]
+    Explanation.objects.filter(pk=again.pk).delete()  # as if only the other delivery's row were there
+
+    assert _store_rows(rows) == [again.decision_id]
+
+    assert Explanation.objects.get(decision_id=kept.decision_id) == kept  # untouched, not duplicated
+    stored = Explanation.objects.get(decision_id=again.decision_id)
+    assert stored.computed_at == rows[1][8] and stored.payload == again.payload
