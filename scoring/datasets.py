@@ -235,8 +235,8 @@ LOADERS = (*_FILE_LOADERS, "demo")
 # causes (scripts/check_demo_reasons.py). A sixth of denials are near-ties (true top-2 gap under 0.05
 # log-odds), often whole clusters of applicants at the same discrete values, so the check needs every field's
 # shape estimated to a few hundredths: top reason = true cause 0.914 on 100,000 rows, 0.940 on 400,000,
-# 0.954 on 1,000,000 and 0.961 to 0.968 on 2,000,000 (three fresh samples). 2,000,000 train in four to five
-# minutes on two cores (scoring.additive) and peak at about 4.3 GB.
+# 0.954 on 1,000,000 and 0.961 to 0.968 on 2,000,000 (three fresh samples). 2,000,000 train in two and a
+# half to five minutes on two cores, by machine (scoring.additive), and peak at about 4.3 GB.
 DEMO_TRAINING_ROWS = 2_000_000
 
 
