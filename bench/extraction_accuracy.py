@@ -91,6 +91,7 @@ HEAD_C = 1.0
 EXAMPLE_WEIGHT = 20.0
 CORRECTION_PENALTY = 0.01
 OUT = Path(__file__).resolve().parent / "out"
+READINGS = Path(__file__).resolve().parent / "data" / "lending_club_desc_blind_readings.csv"
 FloatMatrix = npt.NDArray[np.float32]
 
 # The keyword baseline: first rule that matches wins; nothing matches -> the majority class.
@@ -417,6 +418,50 @@ def ceiling_evidence(rows: pd.DataFrame, figures: dict[str, Any]) -> None:
                           "no_purpose_word": len(silent)}
 
 
+def blind_readers(read: dict[str, pd.DataFrame], figures: dict[str, Any]) -> None:
+    """The same descriptions read blind by annotators (``blind_readings.py``): the label's share of the errors.
+
+    ``read`` holds, per file, the described rows' loan ids, Lending Club's purpose and the extractor's
+    reading (by a fit that never saw that file).
+    """
+    if not READINGS.exists():
+        print(f"\nblind readers: no {READINGS.name}; see bench/blind_readings.py")
+        return
+    readings = pd.read_csv(READINGS, dtype={"file": str})
+    readers = sorted(c for c in readings.columns if c.startswith("reader_"))
+    print(f"\nblind readers: {len(readers)} annotators read every description from its text alone (no title, "
+          f"label or loan id; {READINGS.relative_to(READINGS.parents[2])})")
+    out: dict[str, Any] = {}
+    parts = [(label, name) for label, name in (("held-out", TEST_FILE), ("training", TRAIN_FILE)) if name in read]
+    for label, name in [*parts, *([("pooled", None)] if len(parts) > 1 else [])]:
+        rows = pd.concat(read.values(), ignore_index=True) if name is None else read[name]
+        joined = rows.merge(readings if name is None else readings[readings["file"] == name], on=["file", "id"],
+                            how="left", validate="one_to_one")
+        if joined[readers].isna().any().any():
+            raise SystemExit(f"{READINGS.name} lacks a reading of some {label} descriptions; rerun blind_readings.py")
+        truth = joined["purpose"].to_numpy(dtype=object)
+        entry: dict[str, Any] = {"n": len(joined)}
+        cells = []
+        for reader in readers:
+            agree = float((joined[reader].to_numpy(dtype=object) == truth).mean())
+            entry[f"{reader}_accuracy"] = round(agree, 4)
+            cells.append(f"{reader} {agree:5.1%}")
+        clear = (joined[[f"clarity_{r.split('_')[1]}" for r in readers]] == "clear").all(axis=1).to_numpy()
+        both = float((joined[readers[0]] == joined[readers[-1]]).mean())
+        extractor = float((joined["predicted"].to_numpy(dtype=object) == truth).mean())
+        with_readers = float((joined["predicted"] == joined[readers[0]]).mean())
+        clear_acc = float((joined.loc[clear, readers[0]].to_numpy(dtype=object) == truth[clear]).mean())
+        entry.update(readers_agree=round(both, 4), extractor_accuracy=round(extractor, 4),
+                     extractor_agrees_with_reader_1=round(with_readers, 4), clear_to_all=int(clear.sum()),
+                     reader_1_accuracy_where_clear=round(clear_acc, 4))
+        print(f"  {label:<9} n={len(joined):<4} agree with Lending Club's label: {', '.join(cells)}, the extractor "
+              f"{extractor:5.1%}; the readers agree with each other {both:5.1%}; the extractor agrees with "
+              f"reader_1 {with_readers:5.1%}; where every reader called the text clear (n={int(clear.sum())}) "
+              f"reader_1 agrees with the label {clear_acc:5.1%}")
+        out[label] = entry
+    figures["blind_readers"] = out
+
+
 def read_source(label: str, data: Encoded, source: str, shipped: Extractor, fitted_alt: FittedHead,
                 proto: Extractor, zero_shot: Extractor, majority: str, figures: dict[str, Any]) -> None:
     mask = data.has_desc if source == "desc" else data.has_title
@@ -492,6 +537,7 @@ def main() -> None:
     reverse = fit_method(test, examples)
     print(f"\n== the same method fitted the other way round (on {TEST_FILE}), read on {TRAIN_FILE}")
     pooled: dict[str, tuple[list[str], list[str], list[str]]] = {}
+    read_by_file: dict[str, pd.DataFrame] = {}
     for source in ("desc", "title"):
         mask_tr, mask_te = (train.has_desc, test.has_desc) if source == "desc" else (train.has_title, test.has_title)
         emb_tr = (train.desc if source == "desc" else train.title)[mask_tr]
@@ -508,6 +554,10 @@ def main() -> None:
         pred_te = labels_of(shipped.categories, shipped.probabilities(emb_te))
         keywords = [keyword_baseline(t) for t in [*train.rows.loc[mask_tr, column], *test.rows.loc[mask_te, column]]]
         pooled[source] = (truth_tr + truth_te, pred_tr + pred_te, keywords)
+        if source == "desc":
+            for data, mask, pred in ((train, mask_tr, pred_tr), (test, mask_te, pred_te)):
+                rows = data.rows.loc[mask, ["file", "id", "purpose"]].reset_index(drop=True)
+                read_by_file[str(rows["file"].iloc[0])] = rows.assign(id=rows["id"].astype(int), predicted=pred)
     print("\n== both directions pooled (every text read by a fit that never saw its file)")
     for source, (truth, pred, keywords) in pooled.items():
         out = {}
@@ -515,6 +565,7 @@ def main() -> None:
         print(line(f"{source}: keyword baseline", truth, keywords, out))
         figures[f"{source}:pooled"] = out
 
+    blind_readers(read_by_file, figures)
     ceiling_evidence(pd.concat([train.rows, test.rows], ignore_index=True), figures)
 
     # The demo product's own generated texts: our templates, so in-distribution (not the headline).

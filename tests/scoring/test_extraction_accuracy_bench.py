@@ -7,8 +7,10 @@ import hashlib
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench import extraction_accuracy as bench
@@ -97,3 +99,71 @@ def test_the_benchmark_refuses_a_head_that_saw_the_evaluation_file() -> None:
         bench.check_shipped(_head(bench.TEST_FILE, "0" * 64), fitted)
     with pytest.raises(SystemExit, match="was not fitted on this"):
         bench.check_shipped(_head(bench.TRAIN_FILE, "0" * 64), fitted)
+
+
+def test_the_blind_readings_cover_every_description_once_with_valid_categories() -> None:
+    readings = pd.read_csv(bench.READINGS, dtype={"file": str})
+    categories = set(load_catalogue("purpose_category").categories)
+    readers = [c for c in readings.columns if c.startswith("reader_")]
+    assert len(readers) >= 2 and not readings.isna().any().any()
+    for name in (bench.TRAIN_FILE, bench.TEST_FILE):
+        rows = bench.load_rows(name)
+        described = set(rows.loc[rows["desc_clean"] != "", "id"].astype(int))
+        assert set(readings.loc[readings["file"] == name, "id"]) == described, name
+    assert not readings.duplicated(["file", "id"]).any()
+    for reader in readers:
+        assert set(readings[reader]) <= categories, reader
+        assert set(readings[reader.replace("reader", "clarity")]) <= {"clear", "ambiguous", "none"}, reader
+
+
+def test_the_blind_sheet_hides_ids_titles_and_labels_and_collect_refuses_a_partial_reading(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import blind_readings
+
+    blind_readings.write_sheet(tmp_path)
+    sheet = pd.read_csv(tmp_path / "descriptions.csv", dtype=str)
+    assert list(sheet.columns) == ["key", "description"] and len(sheet) == 199
+    keymap = json.loads((tmp_path / "keymap.json").read_text(encoding="utf-8"))
+    assert set(keymap) == set(sheet["key"])
+    # The sheet is the committed readings' sheet: the same shuffle gives the same key to each loan.
+    readings = pd.read_csv(bench.READINGS, dtype={"file": str})
+    assert {(v["file"], v["id"]) for v in keymap.values()} == set(zip(readings["file"], readings["id"], strict=True))
+
+    monkeypatch.setattr(blind_readings, "READINGS", tmp_path / "out" / "readings.csv")
+    reading = pd.DataFrame({"key": sheet["key"], "category": "debt_consolidation", "clarity": "clear"})
+    reading.iloc[1:].to_csv(tmp_path / "reader_1.csv", index=False)
+    with pytest.raises(SystemExit, match="every key of the sheet exactly once"):
+        blind_readings.collect(tmp_path)
+    reading.assign(category=["cars", *reading["category"][1:]]).to_csv(tmp_path / "reader_1.csv", index=False)
+    with pytest.raises(SystemExit, match=r"unknown categories \['cars'\]"):
+        blind_readings.collect(tmp_path)
+    reading.to_csv(tmp_path / "reader_1.csv", index=False)
+    blind_readings.collect(tmp_path)
+    collected = pd.read_csv(tmp_path / "out" / "readings.csv")
+    assert list(collected.columns) == ["file", "id", "reader_1", "clarity_1"] and len(collected) == 199
+
+
+def test_blind_readers_counts_agreement_with_the_label_and_between_readers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    readings = pd.DataFrame({"file": [bench.TEST_FILE] * 4, "id": [1, 2, 3, 4],
+                             "reader_1": ["car", "car", "medical", "other"], "clarity_1": ["clear"] * 3 + ["none"],
+                             "reader_2": ["car", "car", "medical", "car"], "clarity_2": ["clear"] * 4})
+    path = tmp_path / "bench" / "data" / "readings.csv"
+    path.parent.mkdir(parents=True)
+    readings.to_csv(path, index=False)
+    monkeypatch.setattr(bench, "READINGS", path)
+    read = {bench.TEST_FILE: pd.DataFrame({"file": [bench.TEST_FILE] * 4, "id": [1, 2, 3, 4],
+                                           "purpose": ["car", "house", "medical", "other"],
+                                           "predicted": ["car", "car", "other", "other"]})}
+    figures: dict[str, Any] = {}
+    bench.blind_readers(read, figures)
+    held_out = figures["blind_readers"]["held-out"]
+    assert held_out["reader_1_accuracy"] == 0.75 and held_out["reader_2_accuracy"] == 0.5
+    assert held_out["extractor_accuracy"] == 0.5 and held_out["readers_agree"] == 0.75
+    assert held_out["extractor_agrees_with_reader_1"] == 0.75 and set(figures["blind_readers"]) == {"held-out"}
+    assert held_out["clear_to_all"] == 3 and held_out["reader_1_accuracy_where_clear"] == pytest.approx(2 / 3, abs=1e-4)
+    assert "reader_1 75.0%" in capsys.readouterr().out
+    # A reading that misses a described row is refused, not averaged over what is there.
+    readings.iloc[:3].to_csv(path, index=False)
+    with pytest.raises(SystemExit, match="lacks a reading"):
+        bench.blind_readers(read, {})
