@@ -35,8 +35,10 @@ added to the head's bias.
 
 For each source it prints n, accuracy and macro-F1 of the shipped extractor, of a hand-written
 keyword baseline (nothing matches -> debt_consolidation) and of the majority class; the alternatives
-measured the same way; coverage/accuracy at review thresholds; the evidence for the ceiling (how
-far the description alone determines Lending Club's label); then the shipped extractors on the demo
+measured the same way; coverage/accuracy at review thresholds; the blind readers (people or other
+annotators who read the same descriptions from the text alone, ``blind_readings.py``) against the
+same labels; the evidence for the ceiling (how far the description alone determines Lending Club's
+label); then the shipped extractors on the demo
 generator's texts (our own templates: in-distribution). Figures go to ``bench/out/extraction_accuracy.json``.
 
 Run: ``.venv/bin/python bench/extraction_accuracy.py [--fit] [--demo-rows 2000]``.
@@ -447,15 +449,16 @@ def blind_readers(read: dict[str, pd.DataFrame], figures: dict[str, Any]) -> Non
             entry[f"{reader}_accuracy"] = round(agree, 4)
             cells.append(f"{reader} {agree:5.1%}")
         clear = (joined[[f"clarity_{r.split('_')[1]}" for r in readers]] == "clear").all(axis=1).to_numpy()
-        both = float((joined[readers[0]] == joined[readers[-1]]).mean())
+        both = float((joined[readers].nunique(axis=1) == 1).mean())
         extractor = float((joined["predicted"].to_numpy(dtype=object) == truth).mean())
         with_readers = float((joined["predicted"] == joined[readers[0]]).mean())
-        clear_acc = float((joined.loc[clear, readers[0]].to_numpy(dtype=object) == truth[clear]).mean())
+        clear_acc = (float((joined.loc[clear, readers[0]].to_numpy(dtype=object) == truth[clear]).mean())
+                     if clear.any() else float("nan"))
         entry.update(readers_agree=round(both, 4), extractor_accuracy=round(extractor, 4),
                      extractor_agrees_with_reader_1=round(with_readers, 4), clear_to_all=int(clear.sum()),
-                     reader_1_accuracy_where_clear=round(clear_acc, 4))
+                     reader_1_accuracy_where_clear=round(clear_acc, 4) if clear.any() else None)
         print(f"  {label:<9} n={len(joined):<4} agree with Lending Club's label: {', '.join(cells)}, the extractor "
-              f"{extractor:5.1%}; the readers agree with each other {both:5.1%}; the extractor agrees with "
+              f"{extractor:5.1%}; all readers agree with each other on {both:5.1%}; the extractor agrees with "
               f"reader_1 {with_readers:5.1%}; where every reader called the text clear (n={int(clear.sum())}) "
               f"reader_1 agrees with the label {clear_acc:5.1%}")
         out[label] = entry
