@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db import transaction
+from django.db.models import Avg, Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -32,11 +33,19 @@ from sklearn.model_selection import train_test_split
 from audit.fairness_views import PRODUCT_GROUPS, dataset_reports, headline_airs
 from audit.models import AuditEvent
 from audit.services import audit_record
-from lending.models import ModelVersion
+from lending.models import Extraction, ModelVersion
 from lending.selectors import product_spec, scoring_model_for
 from scoring.datasets import load_dataset
 from scoring.explain import Explainer
 from scoring.features import no_information_rows
+from scoring.language import (
+    LanguageConfigError,
+    extraction_tasks,
+    load_catalogue,
+    load_head,
+    provider_from_env,
+    review_threshold,
+)
 from scoring.reasons import FORM_C1_BY_KEY
 from scoring.train import TEST_SIZE
 
@@ -230,6 +239,63 @@ def _metric_summary(metrics: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _reader(field: str) -> dict[str, Any]:
+    """How the configured provider reads one category field: the method, its versions and where the head came from."""
+    catalogue = load_catalogue(field)
+    head = load_head(field)
+    try:
+        provider = provider_from_env()
+        provider_name, provider_version, config_error = provider.name, provider.version, ""
+    except LanguageConfigError as exc:
+        provider_name, provider_version, config_error = "", "", str(exc)
+    reads_by_head = head is not None and head.encoder == provider_name
+    provenance = head.provenance if head is not None else {}
+    return {
+        "provider": provider_name, "provider_version": provider_version, "config_error": config_error,
+        "catalogue": catalogue.tag, "examples": sum(len(v) for v in catalogue.examples.values()),
+        "method": ("a softmax head on the sentence embedding" if reads_by_head
+                   else "similarity to the catalogue's hand-written examples"),
+        "head": ({"digest": head.digest, "built_on": provenance.get("built_on", "—"),
+                  "method": provenance.get("method", "—"),
+                  "training": provenance.get("training_files", []), "held_out": provenance.get("held_out_files", [])}
+                 if head is not None and reads_by_head else None),
+    }
+
+
+def _readings_in_use(version: ModelVersion, field: str) -> dict[str, Any]:
+    """How this model version's readings of one field fared: confidence, referrals, officers' confirmations and
+    corrections (an officer's correction is the live measure of the reading's errors)."""
+    readings = Extraction.objects.filter(field=field, application__decisions__model_version=version).distinct()
+    by_status = dict(readings.order_by().values_list("status").annotate(n=Count("id", distinct=True)))
+    totals = readings.aggregate(n=Count("id", distinct=True), mean_confidence=Avg("confidence"),
+                                below=Count("id", distinct=True, filter=Q(needs_review=True)))
+    confirmed = by_status.get(Extraction.Status.CONFIRMED, 0)
+    corrected = by_status.get(Extraction.Status.CORRECTED, 0)
+    reviewed = confirmed + corrected
+    corrections = list(readings.filter(status=Extraction.Status.CORRECTED).order_by()
+                       .values("value", "confirmed_value").annotate(n=Count("id", distinct=True))
+                       .order_by("-n", "value", "confirmed_value")[:10])
+    versions = list(readings.order_by().values("provider_version").annotate(n=Count("id", distinct=True))
+                    .order_by("-n", "provider_version"))
+    return {"readings": totals["n"], "mean_confidence": totals["mean_confidence"], "below_threshold": totals["below"],
+            "awaiting": by_status.get(Extraction.Status.EXTRACTED, 0), "confirmed": confirmed, "corrected": corrected,
+            "reviewed": reviewed, "corrected_share": corrected / reviewed if reviewed else None,
+            "corrected_percent": 100 * corrected / reviewed if reviewed else None,
+            "corrections": corrections, "provider_versions": versions}
+
+
+def language_inputs(version: ModelVersion, spec: Any) -> dict[str, Any]:
+    """The model's inputs read from free text by a language model: each one a model component of its own (SR 11-7
+    covers components and third-party models), so documented here with how it reads and how it fared in use."""
+    rows = []
+    for task in extraction_tasks(spec):
+        label = spec.field(task.field).label if task.field in spec.field_names else task.field
+        rows.append({"field": task.field, "label": label, "text_field": task.text_field,
+                     "categories": task.categories, **_reader(task.field),
+                     "in_use": _readings_in_use(version, task.field)})
+    return {"fields": rows, "threshold": review_threshold() if rows else None}
+
+
 def model_doc_context(version: ModelVersion) -> dict[str, Any]:
     spec = product_spec(product=version.product)
     manifest = version.manifest
@@ -262,6 +328,7 @@ def model_doc_context(version: ModelVersion) -> dict[str, Any]:
         "figures": figures, "events": events,
         "manifest_json": json.dumps(manifest, indent=2, sort_keys=True),
         "monotone_fields": [f for f in fields if f["monotone"] != "—"],
+        "language": language_inputs(version, spec),
     }
 
 

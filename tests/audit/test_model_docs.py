@@ -3,15 +3,21 @@ a PDF, and who may read it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from django.contrib.auth.models import User
 from django.test import Client
 
-from audit.model_docs import registry_fields
-from lending.models import ModelVersion
+from audit.model_docs import model_doc_context, registry_fields
+from lending.models import Decision, Extraction, ModelVersion
+from lending.services import extraction_review
+from scoring.language import load_head
+from tests.conftest import demo_fields
+from tests.lending.test_extraction import BAKERY
 
-HEADINGS = ("Purpose and intended use", "Data lineage", "Fields and monotone directions", "Performance",
+HEADINGS = ("Purpose and intended use", "Data lineage", "Fields and monotone directions",
+            "Inputs read by the language model", "Performance",
             "Global importance", "Fair-lending summary", "Limitations and key assumptions", "Approval history")
 
 
@@ -57,3 +63,42 @@ def test_officers_read_anonymous_cannot(approved_demo: ModelVersion, officer: Us
     assert client_for(outsider).get(_url(approved_demo)).status_code == 403
     assert Client().get(_url(approved_demo) + "doc.pdf").status_code == 302
     assert client_for(officer).get("/compliance/models/demo/no-such-version/").status_code == 404
+
+
+def test_the_language_model_inputs_are_documented_with_their_use_by_this_version(
+        approved_demo: ModelVersion, officer: User, compliance: User, client_for: Callable[[User], Client]) -> None:
+    officer_client = client_for(officer)
+    decided = []
+    for text in (BAKERY, BAKERY, "We are putting a new roof on the house"):
+        response = officer_client.post("/api/v1/applications", content_type="application/json",
+                                       data=json.dumps({"product": "demo",
+                                                        "fields": demo_fields(loan_purpose_text=text)}))
+        assert response.status_code == 201, response.content
+        decided.append(Decision.objects.get(public_id=response.json()["id"]))
+    readings = [Extraction.objects.get(application=d.application, field="purpose_category") for d in decided]
+    assert [r.value for r in readings] == ["small_business", "small_business", "home_improvement"]
+    extraction_review(extraction=readings[0], officer=officer, value="home_improvement")  # corrected
+    extraction_review(extraction=readings[2], officer=officer, value="home_improvement")  # confirmed
+
+    context = model_doc_context(approved_demo)["language"]
+    purpose = next(f for f in context["fields"] if f["field"] == "purpose_category")
+    # Three applications, one re-scored into a second decision by the same version: still three readings.
+    assert purpose["in_use"]["readings"] == 3 and purpose["in_use"]["reviewed"] == 2
+    assert (purpose["in_use"]["confirmed"], purpose["in_use"]["corrected"], purpose["in_use"]["awaiting"]) == (1, 1, 1)
+    assert purpose["in_use"]["corrected_share"] == 0.5
+    assert purpose["in_use"]["corrections"] == [{"value": "small_business", "confirmed_value": "home_improvement",
+                                                 "n": 1}]
+    head = load_head("purpose_category")
+    assert head is not None and purpose["head"]["digest"] == head.digest
+    assert [t["file"] for t in purpose["head"]["training"]] == ["lending_club/lending_club_sample_JGFuentesC_2000.csv"]
+
+    html = client_for(compliance).get(_url(approved_demo)).content.decode()
+    assert ">Inputs read by the language model</h2>" in html
+    assert "small_business → home_improvement (1)" in html
+    assert "(50.0% of those reviewed were corrected)" in html
+    assert head.digest in html and readings[0].provider_version in html
+    # Another version's page counts only its own decisions' readings.
+    copied = {f.name: getattr(approved_demo, f.name) for f in ModelVersion._meta.concrete_fields
+              if f.name not in ("id", "version")}
+    other = ModelVersion.objects.create(**copied, version="other")
+    assert model_doc_context(other)["language"]["fields"][0]["in_use"]["readings"] == 0
