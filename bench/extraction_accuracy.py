@@ -424,7 +424,8 @@ def blind_readers(read: dict[str, pd.DataFrame], figures: dict[str, Any]) -> Non
     """The same descriptions read blind by annotators (``blind_readings.py``): the label's share of the errors.
 
     ``read`` holds, per file, the described rows' loan ids, Lending Club's purpose and the extractor's
-    reading (by a fit that never saw that file).
+    reading (by a fit that never saw that file), and optionally (``uncorrected``) the same head's reading
+    without the description correction, which leans towards the labels' shares rather than the words.
     """
     if not READINGS.exists():
         print(f"\nblind readers: no {READINGS.name}; see bench/blind_readings.py")
@@ -449,18 +450,31 @@ def blind_readers(read: dict[str, pd.DataFrame], figures: dict[str, Any]) -> Non
             entry[f"{reader}_accuracy"] = round(agree, 4)
             cells.append(f"{reader} {agree:5.1%}")
         clear = (joined[[f"clarity_{r.split('_')[1]}" for r in readers]] == "clear").all(axis=1).to_numpy()
-        both = float((joined[readers].nunique(axis=1) == 1).mean())
         extractor = float((joined["predicted"].to_numpy(dtype=object) == truth).mean())
         with_readers = float((joined["predicted"] == joined[readers[0]]).mean())
+        agreed = (joined[readers].nunique(axis=1) == 1).to_numpy()
+        both = float(agreed.mean())
+        with_consensus = float((joined.loc[agreed, "predicted"] == joined.loc[agreed, readers[0]]).mean())
         clear_acc = (float((joined.loc[clear, readers[0]].to_numpy(dtype=object) == truth[clear]).mean())
                      if clear.any() else float("nan"))
         entry.update(readers_agree=round(both, 4), extractor_accuracy=round(extractor, 4),
-                     extractor_agrees_with_reader_1=round(with_readers, 4), clear_to_all=int(clear.sum()),
+                     extractor_agrees_with_reader_1=round(with_readers, 4),
+                     extractor_agrees_with_consensus=round(with_consensus, 4), consensus_n=int(agreed.sum()),
+                     clear_to_all=int(clear.sum()),
                      reader_1_accuracy_where_clear=round(clear_acc, 4) if clear.any() else None)
         print(f"  {label:<9} n={len(joined):<4} agree with Lending Club's label: {', '.join(cells)}, the extractor "
               f"{extractor:5.1%}; all readers agree with each other on {both:5.1%}; the extractor agrees with "
-              f"reader_1 {with_readers:5.1%}; where every reader called the text clear (n={int(clear.sum())}) "
+              f"reader_1 {with_readers:5.1%} and with the readers where they agree (n={int(agreed.sum())}) "
+              f"{with_consensus:5.1%}; where every reader called the text clear (n={int(clear.sum())}) "
               f"reader_1 agrees with the label {clear_acc:5.1%}")
+        if "uncorrected" in joined:
+            plain = joined["uncorrected"].to_numpy(dtype=object)
+            plain_label = float((plain == truth).mean())
+            plain_consensus = float((plain[agreed] == joined.loc[agreed, readers[0]].to_numpy(dtype=object)).mean())
+            entry.update(uncorrected_accuracy=round(plain_label, 4),
+                         uncorrected_agrees_with_consensus=round(plain_consensus, 4))
+            print(f"  {'':<9} the head without the description correction: {plain_label:5.1%} with the label, "
+                  f"{plain_consensus:5.1%} with the readers where they agree")
         out[label] = entry
     figures["blind_readers"] = out
 
@@ -558,9 +572,13 @@ def main() -> None:
         keywords = [keyword_baseline(t) for t in [*train.rows.loc[mask_tr, column], *test.rows.loc[mask_te, column]]]
         pooled[source] = (truth_tr + truth_te, pred_tr + pred_te, keywords)
         if source == "desc":
-            for data, mask, pred in ((train, mask_tr, pred_tr), (test, mask_te, pred_te)):
+            # The same readings without the description correction, for the blind readers' comparison.
+            plain_tr = labels_of(reverse.classes, reverse.probabilities(emb_tr, corrected=False))
+            plain_te = labels_of(fitted.classes, fitted.probabilities(emb_te, corrected=False))
+            for data, mask, pred, plain in ((train, mask_tr, pred_tr, plain_tr), (test, mask_te, pred_te, plain_te)):
                 rows = data.rows.loc[mask, ["file", "id", "purpose"]].reset_index(drop=True)
-                read_by_file[str(rows["file"].iloc[0])] = rows.assign(id=rows["id"].astype(int), predicted=pred)
+                read_by_file[str(rows["file"].iloc[0])] = rows.assign(id=rows["id"].astype(int), predicted=pred,
+                                                                      uncorrected=plain)
     print("\n== both directions pooled (every text read by a fit that never saw its file)")
     for source, (truth, pred, keywords) in pooled.items():
         out = {}

@@ -161,8 +161,16 @@ def test_blind_readers_counts_agreement_with_the_label_and_between_readers(
     assert held_out["reader_1_accuracy"] == 0.75 and held_out["reader_2_accuracy"] == 0.5
     assert held_out["extractor_accuracy"] == 0.5 and held_out["readers_agree"] == 0.75
     assert held_out["extractor_agrees_with_reader_1"] == 0.75 and set(figures["blind_readers"]) == {"held-out"}
+    # Where the readers agree (rows 1, 2, 3: car, car, medical), the extractor reads 2 of 3 as they do.
+    assert held_out["consensus_n"] == 3
+    assert held_out["extractor_agrees_with_consensus"] == pytest.approx(2 / 3, abs=1e-4)
+    assert "uncorrected_accuracy" not in held_out
     assert held_out["clear_to_all"] == 3 and held_out["reader_1_accuracy_where_clear"] == pytest.approx(2 / 3, abs=1e-4)
     assert "reader_1 75.0%" in capsys.readouterr().out
+    uncorrected = {bench.TEST_FILE: read[bench.TEST_FILE].assign(uncorrected=["car", "house", "medical", "car"])}
+    bench.blind_readers(uncorrected, figures)
+    assert figures["blind_readers"]["held-out"]["uncorrected_accuracy"] == 0.75
+    assert figures["blind_readers"]["held-out"]["uncorrected_agrees_with_consensus"] == pytest.approx(2 / 3, abs=1e-4)
     # A reading that misses a described row is refused, not averaged over what is there.
     readings.iloc[:3].to_csv(path, index=False)
     with pytest.raises(SystemExit, match="lacks a reading"):
