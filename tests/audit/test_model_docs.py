@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
@@ -66,7 +67,8 @@ def test_officers_read_anonymous_cannot(approved_demo: ModelVersion, officer: Us
 
 
 def test_the_language_model_inputs_are_documented_with_their_use_by_this_version(
-        approved_demo: ModelVersion, officer: User, compliance: User, client_for: Callable[[User], Client]) -> None:
+        approved_demo: ModelVersion, officer: User, compliance: User, client_for: Callable[[User], Client],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     officer_client = client_for(officer)
     decided = []
     for text in (BAKERY, BAKERY, "We are putting a new roof on the house"):
@@ -102,3 +104,16 @@ def test_the_language_model_inputs_are_documented_with_their_use_by_this_version
               if f.name not in ("id", "version")}
     other = ModelVersion.objects.create(**copied, version="other")
     assert model_doc_context(other)["language"]["fields"][0]["in_use"]["readings"] == 0
+    # A remote provider reads by the examples (the head reads only the local encoder's embeddings); a
+    # misconfigured one is flagged, and the rest of the document still renders.
+    monkeypatch.setenv("CANDOR_LM_PROVIDER", "openai")
+    monkeypatch.setenv("CANDOR_LM_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("CANDOR_LM_MODEL", "a-larger-model")
+    remote = model_doc_context(approved_demo)["language"]["fields"][0]
+    assert remote["provider"] == "openai-compatible:127.0.0.1:9" and remote["provider_version"] == "a-larger-model"
+    assert remote["head"] is None and remote["method"] == "similarity to the catalogue's hand-written examples"
+    monkeypatch.setenv("CANDOR_LM_PROVIDER", "carrier-pigeon")
+    response = client_for(compliance).get(_url(approved_demo))
+    assert response.status_code == 200
+    assert "misconfigured: CANDOR_LM_PROVIDER must be &#x27;local&#x27; or &#x27;openai&#x27;" in \
+        response.content.decode()
