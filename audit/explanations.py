@@ -18,11 +18,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import BooleanField, Exists, F, OuterRef, Q
+from django.db.models import BooleanField, Exists, F, Max, OuterRef, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from audit.models import Explanation, ExplanationBatch, ExplanationContext, ExplanationRequest
+from audit.models import AuditEvent, Explanation, ExplanationBatch, ExplanationContext, ExplanationRequest
 from audit.services import audit_record
 from lending.models import Decision, ModelVersion, Product
 from lending.selectors import inputs_from_snapshot, product_spec, scoring_model_for
@@ -264,25 +264,43 @@ def explanation_batch_start(*, product: Product, since: datetime | None, request
     return batch
 
 
-def explanation_batches_resume(*, chunk_size: int = BATCH_CHUNK_SIZE) -> int:
-    """Publish again, in chunks, the decisions that every running batch still lacks; returns how many.
+BATCH_PROGRESS_EVENTS = ("explanation.batch_started", "explanation.batch_chunk_stored", "explanation.batch_resumed")
 
-    For a broker that cannot redeliver: Kombu's filesystem transport (the embedded default) removes a
-    message from its folder when a worker takes it, so a chunk held by a worker killed mid-task is gone.
-    A worker on that broker calls this when it starts (``audit.tasks``), so a batch interrupted by a
-    killed worker finishes once a worker runs again. Chunks still queued may be published twice; a chunk
-    skips the decisions already explained, so nothing is duplicated. Redis redelivers by itself."""
+
+def explanation_batch_last_progress(batch: ExplanationBatch) -> datetime:
+    """When the batch last moved: started, stored a chunk, or was resumed (its audit events say)."""
+    latest = AuditEvent.objects.filter(subject_type=ExplanationBatch._meta.label_lower, subject_id=str(batch.pk),
+                                       event_type__in=BATCH_PROGRESS_EVENTS).aggregate(at=Max("event_time"))["at"]
+    return max(batch.created_at, latest) if latest is not None else batch.created_at
+
+
+def explanation_batches_resume(*, chunk_size: int = BATCH_CHUNK_SIZE, stalled_for: timedelta | None = None,
+                               now: datetime | None = None) -> int:
+    """Publish again, in chunks, the decisions that running batches still lack; returns how many.
+
+    A chunk's message can be lost. Kombu's filesystem transport (the embedded default) removes a message
+    from its folder when a worker takes it, so a chunk held by a worker killed mid-task is gone: a worker on
+    that broker calls this when it starts (``audit.tasks``). Redis redelivers a task whose worker died, but
+    not a message the worker had popped and not yet recorded as unacknowledged when it was killed (seen
+    here: one chunk of twenty never ran again). So the beat's ``explanation-batch-sweep`` calls this with
+    ``stalled_for``, for the batches that have not moved for that long, on any broker. Chunks still
+    queued may be published twice; a chunk skips the decisions already explained, so nothing is duplicated.
+    """
     from audit.tasks import explanation_batch_chunk
 
     published = 0
+    now = now or timezone.now()
     for batch in ExplanationBatch.objects.filter(status=ExplanationBatch.Status.RUNNING).select_related("product"):
+        if stalled_for is not None and now - explanation_batch_last_progress(batch) < stalled_for:
+            continue
         ids = list(_unexplained(batch.product, batch.since).order_by("id").values_list("id", flat=True))
         if not ids:
             continue
         chunks = [ids[i:i + chunk_size] for i in range(0, len(ids), chunk_size)]
         with transaction.atomic():
             audit_record(event_type="explanation.batch_resumed", subject=batch,
-                         data={"batch": batch.pk, "decisions": len(ids), "chunks": len(chunks)})
+                         data={"batch": batch.pk, "decisions": len(ids), "chunks": len(chunks),
+                               "stalled_for_seconds": stalled_for.total_seconds() if stalled_for else None})
         for chunk in chunks:
             explanation_batch_chunk.apply_async(args=[batch.pk, chunk])
         published += len(ids)

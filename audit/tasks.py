@@ -35,6 +35,19 @@ def explanation_outbox_sweep() -> None:
     explanations.explanation_outbox_sweep()
 
 
+@shared_task(acks_late=True)
+def explanation_batch_sweep() -> None:
+    """Batches that have not moved for ``CANDOR_BATCH_STALL_SECONDS`` get what they lack published again."""
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    resumed = explanations.explanation_batches_resume(
+        stalled_for=timedelta(seconds=settings.CANDOR_BATCH_STALL_SECONDS))
+    if resumed:
+        logger.info("resumed %s decisions of stalled explanation batches", resumed)
+
+
 # --- language-model evidence (issue 6) -------------------------------------------------------------------
 # Occlusion runs the language model once per word: slow, so bounded like the explanation of a batch chunk.
 

@@ -217,8 +217,14 @@ CELERY_BEAT_SCHEDULE = {
     # Denials whose notice is still to do (Reg B 1002.9(a): 30 days) are caught up every few minutes.
     "adverse-action-sweep": {"task": "audit.tasks.adverse_action_sweep",
                              "schedule": float(os.environ.get("CANDOR_ADVERSE_SWEEP_SECONDS", "300"))},
+    # A batch whose chunk message was lost (a worker killed at the wrong moment) gets it published again.
+    "explanation-batch-sweep": {"task": "audit.tasks.explanation_batch_sweep",
+                                "schedule": float(os.environ.get("CANDOR_BATCH_SWEEP_SECONDS", "60"))},
     # Language-model readings whose evidence task was lost get it measured (issue 6).
     "extraction-evidence-sweep": {"task": "audit.tasks.extraction_evidence_sweep",
                                   "schedule": float(os.environ.get("CANDOR_EVIDENCE_SWEEP_SECONDS", "300"))},
 }
+# How long a running batch may go without storing a chunk before the sweep publishes what it lacks again
+# (longer than a chunk waits in a busy queue; a duplicate is harmless, only wasted work).
+CANDOR_BATCH_STALL_SECONDS = envint("CANDOR_BATCH_STALL_SECONDS", 300)
 CELERY_BEAT_SCHEDULE_FILENAME = str(CANDOR_DATA_DIR / "celerybeat-schedule")

@@ -15,8 +15,14 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from audit import adverse
-from audit.explanations import _store_rows, explanation_batch_chunk_run
+from audit.explanations import (
+    _store_rows,
+    explanation_batch_chunk_run,
+    explanation_batch_last_progress,
+    explanation_batches_resume,
+)
 from audit.models import AuditEvent, Explanation, ExplanationBatch
+from audit.services import audit_record
 from lending.models import Decision, ModelVersion
 from scoring.explain import EXPLAINER_VERSION
 from tests.audit.test_adverse import APPROVED, DENIED, decide
@@ -99,3 +105,25 @@ def test_storing_claims_only_the_rows_it_stored_when_another_delivery_came_first
     assert Explanation.objects.get(decision_id=kept.decision_id) == kept  # untouched, not duplicated
     stored = Explanation.objects.get(decision_id=again.decision_id)
     assert stored.computed_at == rows[1][8] and stored.payload == again.payload
+
+
+def test_the_batch_sweep_leaves_alone_a_batch_that_moved_within_the_stall_window(
+        approved_demo: ModelVersion, officer: User) -> None:
+    # (A stalled batch being published again, through a real broker and worker, is the end-to-end test
+    # tests/e2e/test_explanation_worker.py::test_a_batch_whose_chunk_message_is_lost_is_finished_by_the_sweep.)
+    decide(approved_demo, officer, explain=False, expect="approved", **APPROVED)
+    batch = _batch(approved_demo, 1)
+    ExplanationBatch.objects.filter(pk=batch.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    batch.refresh_from_db()
+    assert explanation_batch_last_progress(batch) == batch.created_at
+    audit_record(event_type="explanation.batch_chunk_stored", subject=batch, data={"batch": batch.pk, "stored": 0})
+    moved = AuditEvent.objects.get(event_type="explanation.batch_chunk_stored", subject_id=str(batch.pk)).event_time
+    assert explanation_batch_last_progress(batch) == moved
+    # Another batch's events and other event types do not count as this batch moving.
+    audit_record(event_type="explanation.batch_chunk_stored", subject=("audit.explanationbatch", str(batch.pk + 1)),
+                 data={})
+    audit_record(event_type="explanation.computed", subject=batch, data={})
+    assert explanation_batch_last_progress(batch) == moved
+
+    assert explanation_batches_resume(stalled_for=timedelta(minutes=5), now=moved + timedelta(minutes=4)) == 0
+    assert not AuditEvent.objects.filter(event_type="explanation.batch_resumed").exists()
